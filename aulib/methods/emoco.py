@@ -1,0 +1,262 @@
+"""EmoCo: emotion-aware contrastive learning (Sun, Zeng & Shan, FG 2021), one readable file.
+
+MoCo (momentum key encoder + dictionary of keys) extended in three ways:
+
+* an emotion classifier C (one FC on the unit query q, Eq.2) gives the coarse supervision L_emo;
+* a multi-queue dictionary: one queue of K keys per emotion, a write pointer per queue; a query's negatives
+  come only from the queue of its own emotion (hard negatives: same coarse class, other AU combination);
+* intra-class normalisation N (Eq.4) maps q, k+ and k- into the emotion-specific space around the class
+  prototype w~_y before the InfoNCE loss L_cont (Eq.5, tau 0.2); total Eq.1: lambda * L_emo + L_cont.
+
+Every ablation of the paper's Table IV is a config flag (``multi_queue``, ``use_cont``, ``use_emo``,
+``intra_norm``; "finetune" is an evaluation protocol, not a pretraining option): :data:`TABLE_IV_VARIANTS`.
+
+Batches: ``{"q": (B, C, H, W), "k": (B, C, H, W), "emotion": (B,) long}`` — two MoCo v2 augmentations of the
+same face (see :class:`TwoViews` and :func:`mocov2_augmentation`). AU labels are never read here.
+Paper facts the text leaves open follow ``shared/reference/implementation_notes.md`` (marked "notes").
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from aulib.losses.emoco_contrastive import info_nce_from_logits
+from aulib.losses.intra_class_norm import intra_class_normalize
+from aulib.methods.base import Method
+from aulib.models import create_backbone
+
+
+@dataclass
+class EmoCoConfig:
+    """EmoCo's hyper-parameters (paper Sec. IV-B defaults); the optimiser lives in the trainer's config."""
+
+    backbone: str = "resnet50"
+    in_chans: int = 3
+    num_classes: int = 7  # AffectNet's 7 expressions (neutral included)
+    proj_hidden: int = 2048
+    proj_dim: int = 128
+    queue_size: int = 65536  # K, per queue
+    tau: float = 0.2
+    momentum: float = 0.999  # m of Eq.3
+    lam: float = 1.0  # lambda of Eq.1
+    multi_queue: bool = True  # MQ: one queue per emotion (False: one queue for all, as MoCo)
+    use_cont: bool = True  # L_cont
+    use_emo: bool = True  # L_emo
+    intra_norm: bool = True  # N of Eq.4 (False: plain L2 normalisation)
+    backbone_kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not (self.use_cont or self.use_emo):
+            raise ValueError("EmoCoConfig: at least one of use_cont / use_emo must be True (nothing to train)")
+        if self.intra_norm and not self.use_emo:
+            raise ValueError("EmoCoConfig: intra_norm=True needs use_emo=True — the prototypes of Eq.4 are the "
+                             "rows of the emotion classifier, which only L_emo trains (Table IV has no such row)")
+        if self.queue_size < 1 or self.tau <= 0 or not 0 <= self.momentum < 1:
+            raise ValueError(f"EmoCoConfig: need queue_size >= 1, tau > 0, 0 <= momentum < 1; got "
+                             f"{self.queue_size}, {self.tau}, {self.momentum}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmoCoConfig:
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise KeyError(f"unknown EmoCoConfig field(s) {unknown}; valid fields: {sorted(names)}")
+        return cls(**d)
+
+
+# Table IV's pretraining variants (the F column = linear vs finetune protocol is applied at evaluation).
+TABLE_IV_VARIANTS: dict[str, dict[str, bool]] = {
+    "emoco": dict(multi_queue=True, use_cont=True, use_emo=True, intra_norm=True),
+    "one_queue": dict(multi_queue=False, use_cont=True, use_emo=True, intra_norm=True),
+    "l2_norm": dict(multi_queue=True, use_cont=True, use_emo=True, intra_norm=False),
+    "cont_only": dict(multi_queue=True, use_cont=True, use_emo=False, intra_norm=False),  # multi-queue MoCo
+    "emo_only": dict(multi_queue=True, use_cont=False, use_emo=True, intra_norm=False),  # emotion classifier
+}
+
+
+def variant_config(name: str, **overrides: Any) -> EmoCoConfig:
+    """The EmoCoConfig of a Table IV row (``overrides`` set the other fields, e.g. backbone, lam)."""
+    if name not in TABLE_IV_VARIANTS:
+        raise KeyError(f"unknown EmoCo variant {name!r}; valid variants: {', '.join(TABLE_IV_VARIANTS)}")
+    return EmoCoConfig.from_dict({**overrides, **TABLE_IV_VARIANTS[name]})
+
+
+class MultiQueue(nn.Module):
+    """The multi-queue dictionary: ``num_queues`` ring buffers of ``size`` unit keys each, one pointer per queue.
+
+    ``queue[c]`` is (D, K) as in MoCo (notes: a (C, D, K) buffer). Keys are written at their queue's pointer,
+    which then advances modulo K, so the oldest keys of *that* queue are replaced first. Vectorised: no loop
+    over classes and no host synchronisation, so it costs little inside a GPU step.
+    """
+
+    def __init__(self, num_queues: int, dim: int, size: int):
+        super().__init__()
+        self.num_queues, self.dim, self.size = num_queues, dim, size
+        self.register_buffer("queue", F.normalize(torch.randn(num_queues, dim, size), dim=1))  # (C, D, K)
+        self.register_buffer("ptr", torch.zeros(num_queues, dtype=torch.long))  # (C,)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor, queue_ids: torch.Tensor) -> None:
+        """Write ``keys`` (N, D) into the queues ``queue_ids`` (N,), in batch order within each queue."""
+        if keys.ndim != 2 or keys.shape[1] != self.dim or queue_ids.shape != keys.shape[:1]:
+            raise ValueError(f"enqueue expects keys (N, {self.dim}) and queue_ids (N,); "
+                             f"got {tuple(keys.shape)} and {tuple(queue_ids.shape)}")
+        ids = queue_ids.long()
+        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= self.num_queues):
+            raise ValueError(f"queue ids must lie in 0..{self.num_queues - 1}; got {ids.min()}..{ids.max()}")
+        onehot = F.one_hot(ids, self.num_queues)  # (N, C)
+        rank = (onehot.cumsum(0) * onehot).sum(1) - 1  # (N,) position of each key within its queue's batch
+        count = onehot.sum(0)  # (C,)
+        keep = rank >= count[ids] - self.size  # more than K keys for one queue: only the last K survive
+        pos = (self.ptr[ids] + rank) % self.size  # (N,)
+        self.queue[ids[keep], :, pos[keep]] = keys[keep].to(self.queue.dtype)
+        self.ptr.copy_((self.ptr + count) % self.size)
+
+    def keys(self, c: int) -> torch.Tensor:
+        """Queue ``c`` as (K, D) rows."""
+        return self.queue[c].T
+
+
+class TwoViews(Dataset):
+    """Two independent augmentations of each face: ``{"q", "k", "emotion"}`` for EmoCo's pretraining.
+
+    ``base`` is any dataset whose items hold ``image`` (C, H, W) and ``emotion`` (e.g. a FrameDataset);
+    AU labels in the item are dropped so the pretraining cannot see them.
+    """
+
+    def __init__(self, base: Dataset, transform):
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.base[i]
+        img = item["image"]
+        return {"q": self.transform(img), "k": self.transform(img), "emotion": item["emotion"]}
+
+
+def mocov2_augmentation(size: int, channels: int = 3, blur: bool = True) -> v2.Compose:
+    """MoCo v2's augmentation (crop 0.2-1, colour jitter 0.4/0.4/0.4/0.1 p0.8, grey p0.2, blur p0.5, flip)
+    on float images in [0, 1]; grey images (``channels=1``) get brightness/contrast jitter only."""
+    jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1) if channels == 3 else v2.ColorJitter(0.4, 0.4)
+    steps = [v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True), v2.RandomApply([jitter], p=0.8)]
+    if channels == 3:
+        steps.append(v2.RandomGrayscale(p=0.2))
+    if blur:  # sigma scales with the image as in MoCo v2 (kernel ~10% of 224 px)
+        k = max(3, (size // 10) | 1)
+        steps.append(v2.RandomApply([v2.GaussianBlur(k, sigma=(0.1, 2.0 * size / 224))], p=0.5))
+    steps += [v2.RandomHorizontalFlip(), v2.Normalize([0.5] * channels, [0.5] * channels)]
+    return v2.Compose(steps)
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
+
+
+def _gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` over all DDP processes (identity without torch.distributed)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return x
+    # imported here: methods sit below train in the layering; only the helper is borrowed, not the loop
+    from aulib.train.distributed import all_gather_concat
+
+    return all_gather_concat(x)
+
+
+class EmoCo(Method):
+    """EmoCo (Fig.2): ``encoder`` + ``projector`` give q, C classifies q, a momentum copy gives the keys."""
+
+    sync_batchnorm = True  # paper Sec. IV-B: BN synchronised across GPUs (instead of MoCo's shuffle BN)
+
+    def __init__(self, cfg: EmoCoConfig | None = None, **kwargs: Any):
+        super().__init__()
+        self.cfg = cfg = cfg or EmoCoConfig(**kwargs)
+        self.encoder = create_backbone(cfg.backbone, in_chans=cfg.in_chans, num_classes=0, **cfg.backbone_kwargs)
+        self.num_features = self.encoder.num_features
+        self.projector = _mlp(self.num_features, cfg.proj_hidden, cfg.proj_dim)  # h_q: 2048-ReLU-128
+        self.classifier = nn.Linear(cfg.proj_dim, cfg.num_classes, bias=False)  # C: W (C, 128), Eq.2 has no bias
+        self.classifier.requires_grad_(cfg.use_emo)
+        if cfg.use_cont:
+            # theta_k starts as a copy of theta_q and is never touched by back-propagation (Eq.3)
+            self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+            self.key_projector = copy.deepcopy(self.projector).requires_grad_(False)
+            self.dictionary = MultiQueue(cfg.num_classes if cfg.multi_queue else 1, cfg.proj_dim, cfg.queue_size)
+
+    # --- features -------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features (B, F): what the linear / finetune protocols and Fig.5 use."""
+        return self.encoder(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The unit query q (B, 128)."""
+        return F.normalize(self.projector(self.encoder(x)), dim=1)
+
+    def prototypes(self) -> torch.Tensor:
+        """w~: the L2-normalised rows of C (C, 128), or zeros (plain L2) when N is off."""
+        w = self.classifier.weight.detach()
+        return F.normalize(w, dim=1) if self.cfg.intra_norm else torch.zeros_like(w)
+
+    # --- training ---------------------------------------------------------------------------------------
+    def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        x_q, y = batch["q"], batch["emotion"].long()
+        if bool((y < 0).any()) or bool((y >= cfg.num_classes).any()):
+            raise ValueError(f"EmoCo needs an emotion label 0..{cfg.num_classes - 1} for every image; "
+                             f"batch has {sorted(set(y.tolist()))}")
+        q = F.normalize(self.projector(self.encoder(x_q)), dim=1)  # (B, D) unit query
+        out: dict[str, torch.Tensor] = {}
+        loss = q.new_zeros(())
+        if cfg.use_emo:
+            out["L_emo"] = F.cross_entropy(self.classifier(q).float(), y)  # Eq.2
+            loss = loss + cfg.lam * out["L_emo"]  # Eq.1
+        if cfg.use_cont:
+            with torch.no_grad():
+                k = F.normalize(self.key_projector(self.key_encoder(batch["k"])), dim=1)  # (B, D) k+
+            out["L_cont"] = self.contrastive_loss(q, k, y)
+            loss = loss + out["L_cont"]  # Eq.1
+            # enqueue after the logits so a key is never its own negative; under DDP every process's keys
+            keys, labels = _gather(k.detach()), _gather(y)  # (B * world, D), (B * world,)
+            self.dictionary.enqueue(keys, labels if cfg.multi_queue else torch.zeros_like(labels))
+        out["loss"] = loss
+        return out
+
+    def contrastive_loss(self, q: torch.Tensor, k: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Eq.5 with N (Eq.4) of q, k+ and the negatives of q's own queue, all around the prototype w~_y."""
+        w = self.prototypes()  # (C, D), detached (notes)
+        nq = intra_class_normalize(q, w[y])  # (B, D)   Eq.4
+        nk = intra_class_normalize(k, w[y])  # (B, D)   Eq.4
+        queue = self.dictionary.queue.transpose(1, 2)  # (Q, K, D), Q = C (MQ) or 1
+        # The negatives of a class-c query: queue c (MQ) or the single queue, mapped into c's space.
+        src = torch.arange(self.cfg.num_classes, device=q.device) if self.cfg.multi_queue else \
+            torch.zeros(self.cfg.num_classes, dtype=torch.long, device=q.device)
+        negs = intra_class_normalize(queue[src], w[:, None, :]).to(nq.dtype)  # (C, K, D)   Eq.4
+        # all classes' logits then pick the query's own: one batched matmul, no per-class host sync
+        neg = torch.einsum("bd,ckd->bck", nq, negs)  # (B, C, K)
+        neg = neg[torch.arange(len(y), device=y.device), y]  # (B, K): only q's class queue
+        pos = (nq * nk).sum(1)  # (B,)
+        return info_nce_from_logits(pos, neg, self.cfg.tau)  # Eq.5
+
+    @torch.no_grad()
+    def on_after_optimizer_step(self, step: int, total_steps: int) -> None:
+        if self.cfg.use_cont:
+            self.momentum_update()
+
+    @torch.no_grad()
+    def momentum_update(self) -> None:
+        """theta_k := m theta_k + (1 - m) theta_q for encoder and projector (Eq.3)."""
+        m = self.cfg.momentum
+        for online, key in ((self.encoder, self.key_encoder), (self.projector, self.key_projector)):
+            for p_q, p_k in zip(online.parameters(), key.parameters()):
+                p_k.mul_(m).add_(p_q.detach(), alpha=1 - m)  # Eq.3
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)

@@ -1,0 +1,18 @@
+"""Plotting helpers for notebooks (and eval tables): one style, figures drawn from tidy frames.
+
+    set_style()                                   # once per notebook
+    fig = per_au_bars(df, value="f1", hue="variant")   # mean +- std over folds/seeds per AU
+    save_figure(fig, out_dir, "f1_per_au")        # -> out_dir/f1_per_au.png
+    save_table(df, out_dir, "f1_per_au")          # -> out_dir/f1_per_au.csv
+"""
+
+from aulib.viz.plots import (
+    heatmap,
+    per_au_bars,
+    save_figure,
+    save_table,
+    set_style,
+    training_curves,
+)
+
+__all__ = ["heatmap", "per_au_bars", "save_figure", "save_table", "set_style", "training_curves"]

@@ -1,0 +1,182 @@
+"""Figures and tables from tidy frames, in one consistent style."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+if os.environ.get("MPLBACKEND") is None and "ipykernel" not in __import__("sys").modules:
+    matplotlib.use("Agg")  # headless scripts/tests; notebooks keep their inline backend
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 110
+PALETTE = "colorblind"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def set_style(context: str = "notebook") -> None:
+    """The one aulib style: seaborn whitegrid, colour-blind palette, readable sizes."""
+    import seaborn as sns
+
+    sns.set_theme(context=context, style="whitegrid", palette=PALETTE)
+    plt.rcParams.update({
+        "figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (7.0, 4.0), "axes.titlesize": "medium",
+        "axes.spines.top": False, "axes.spines.right": False, "savefig.bbox": "tight",
+    })
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name) or name.endswith((".png", ".csv")):
+        raise ValueError(f"file name {name!r}: use letters, digits, '_', '-', '.' and no extension")
+    return name
+
+
+def save_figure(fig, out_dir: str | os.PathLike, name: str, dpi: int = DPI) -> Path:
+    """Save ``fig`` as ``out_dir/name.png`` (the folder is created); returns the path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_check_name(name)}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def save_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str, index: bool = False) -> Path:
+    """Save ``df`` as ``out_dir/name.csv`` (the folder is created); returns the path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{_check_name(name)}.csv"
+    df.to_csv(path, index=index)
+    return path
+
+
+def _require(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c is not None and c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: column(s) {missing} not in the frame; columns: {list(df.columns)}")
+
+
+def _au_sort_key(values) -> list:
+    def key(v):
+        m = re.search(r"(\d+)", str(v))
+        return (0, int(m.group(1)), str(v)) if m else (1, 0, str(v))
+
+    return sorted(pd.unique(values), key=key)
+
+
+def per_au_bars(df: pd.DataFrame, value: str = "f1", au: str = "au", hue: str | None = None,
+                ax=None, title: str | None = None, add_mean: bool = True, errorbar: str = "sd",
+                replicate_cols: Sequence[str] = ("fold", "seed")):
+    """Bar per AU (and per ``hue`` level) of ``value``'s mean, error bars over the other rows (folds /
+    seeds): ``errorbar="sd"`` (standard deviation) or ``"se"`` (standard error).
+    ``add_mean`` appends an "avg" group: per replicate (the ``replicate_cols`` present) the mean over AUs,
+    then mean and spread of those."""
+    _require(df, [value, au, hue], "per_au_bars")
+    if errorbar not in ("sd", "se"):
+        raise ValueError("errorbar must be 'sd' or 'se'")
+    d = df.copy()
+    d[au] = d[au].astype(str)
+    order = [str(a) for a in _au_sort_key(d[au])]
+    if add_mean:
+        keys = ([hue] if hue else []) + [c for c in replicate_cols if c in d.columns and c != hue]
+        if keys:
+            avg = d.groupby(keys, dropna=False, observed=True)[value].mean().reset_index()
+        else:
+            avg = pd.DataFrame({value: [d[value].mean()]})
+        avg[au] = "avg"
+        d = pd.concat([d, avg], ignore_index=True)
+        order.append("avg")
+    hues = list(pd.unique(d[hue])) if hue else [None]
+    g = d.groupby([au] + ([hue] if hue else []), observed=True)[value]
+    mean, sd, n = g.mean(), g.std(ddof=1), g.count()
+    err = sd if errorbar == "sd" else sd / np.sqrt(n)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(order) * max(1, len(hues)) ** 0.5 + 2), 4.0))
+    else:
+        fig = ax.figure
+    width = 0.8 / len(hues)
+    x = np.arange(len(order))
+    for i, h in enumerate(hues):
+        idx = [(a, h) if hue else a for a in order]
+        m = np.array([mean.get(k, np.nan) for k in idx], dtype=float)
+        e = np.array([err.get(k, np.nan) for k in idx], dtype=float)
+        ax.bar(x + (i - (len(hues) - 1) / 2) * width, m, width, yerr=np.nan_to_num(e), capsize=2,
+               label=str(h) if hue else None)
+    ax.set_xticks(x, order, rotation=45 if len(order) > 10 else 0)
+    ax.set_xlabel("AU")
+    ax.set_ylabel(value)
+    if hue:
+        ax.legend(title=hue, fontsize="small", ncols=min(4, len(hues)))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def training_curves(history: pd.DataFrame, columns: Sequence[str] | None = None, x: str = "epoch",
+                    hue: str | None = None, axes=None, title: str | None = None):
+    """One panel per column of a :func:`aulib.train.fit` history (default: every loss term and metric)."""
+    _require(history, [x, hue], "training_curves")
+    skip = {x, "step", "time", "lr", hue}
+    cols = list(columns) if columns else [c for c in history.columns
+                                         if c not in skip and pd.api.types.is_numeric_dtype(history[c])]
+    _require(history, cols, "training_curves")
+    if not cols:
+        raise ValueError("training_curves: no numeric column to plot")
+    if axes is None:
+        ncol = min(3, len(cols))
+        nrow = int(np.ceil(len(cols) / ncol))
+        fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+        axes = axes.ravel()
+    else:
+        axes = np.atleast_1d(axes).ravel()
+        fig = axes[0].figure
+    for ax, c in zip(axes, cols):
+        if hue:
+            for h, part in history.groupby(hue, observed=True):
+                ax.plot(part[x], part[c], marker="o", ms=3, label=str(h))
+            ax.legend(fontsize="small")
+        else:
+            ax.plot(history[x], history[c], marker="o", ms=3)
+        ax.set_title(c)
+        ax.set_xlabel(x)
+    for ax in axes[len(cols):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(matrix, labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None, ax=None,
+            title: str | None = None, fmt: str = ".2f", annot: bool | None = None, cmap: str = "viridis",
+            vmin: float | None = None, vmax: float | None = None, cbar_label: str | None = None):
+    """Heatmap of a matrix (numpy array or DataFrame, e.g. AU co-occurrence or a confusion matrix)."""
+    import seaborn as sns
+
+    if isinstance(matrix, pd.DataFrame):
+        data = matrix
+    else:
+        arr = np.asarray(matrix, dtype=float)
+        if arr.ndim != 2:
+            raise ValueError(f"heatmap needs a 2-D matrix, got shape {arr.shape}")
+        data = pd.DataFrame(arr, index=labels if labels is not None else range(arr.shape[0]),
+                            columns=col_labels if col_labels is not None else
+                            (labels if labels is not None and len(labels) == arr.shape[1] else range(arr.shape[1])))
+    if annot is None:
+        annot = max(data.shape) <= 17
+    if ax is None:
+        side = 0.45 * max(data.shape) + 2.5
+        fig, ax = plt.subplots(figsize=(side + 1, side))
+    else:
+        fig = ax.figure
+    sns.heatmap(data, ax=ax, annot=annot, fmt=fmt, cmap=cmap, vmin=vmin, vmax=vmax, square=True,
+                annot_kws={"fontsize": 7}, cbar_kws={"label": cbar_label} if cbar_label else None)
+    if title:
+        ax.set_title(title)
+    return fig
