@@ -21,6 +21,7 @@ cnn_study   96     1         4: outer eye corners (36, 45), nose tip (30), chin 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,7 +31,7 @@ __all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_face", "apply_transf
 
 def _mean_shape() -> np.ndarray:
     """A symmetric mean frontal face in iBUG 68-point order, in face-width units (jaw 0..16 spans x -0.5..0.5,
-    eyes at y -0.12, chin at y 0.58). Built from simple curves rather than fitted to any dataset: it only has
+    eyes at y -0.12, chin at y 0.66). Built from simple curves rather than fitted to any dataset: it only has
     to put each landmark in the right place relative to the others."""
     pts = np.zeros((68, 2))
     t = np.linspace(0.0, np.pi, 17)
@@ -50,6 +51,10 @@ def _mean_shape() -> np.ndarray:
                   [0.20, 0.33], [0.13, 0.38], [0.06, 0.41], [0.0, 0.42], [-0.06, 0.41], [-0.13, 0.38]]
     pts[60:68] = [[-0.15, 0.335], [-0.05, 0.315], [0.0, 0.32], [0.05, 0.315], [0.15, 0.335], [0.05, 0.35],
                   [0.0, 0.355], [-0.05, 0.35]]
+    # stretch the face below the eyes so that, in eye-corner units, nose tip, mouth corners and chin sit where
+    # they do on typical adult frontal faces (about 0.25, 0.50 and 0.78 face widths below the eye line)
+    lower = np.r_[0:17, 27:36, 48:68]
+    pts[lower, 1] = -0.12 + (pts[lower, 1] + 0.12) * 1.12
     return pts.astype(np.float32)
 
 
@@ -70,9 +75,16 @@ class Template:
     groups: tuple[tuple[int, ...], ...]
     points: np.ndarray
 
+    @cached_property
+    def _weights(self) -> np.ndarray:
+        w = np.zeros((len(self.groups), 68))  # (G, 68): row g averages the landmarks of group g
+        for g, idx in enumerate(self.groups):
+            w[g, list(idx)] = 1.0 / len(idx)
+        return w
+
     def source_points(self, landmarks: np.ndarray) -> np.ndarray:
-        lm = np.asarray(landmarks, dtype=np.float64)
-        return np.stack([lm[list(g)].mean(axis=0) for g in self.groups])
+        """(G, 2) points of ``landmarks`` (68, 2) matching ``points``."""
+        return self._weights @ np.asarray(landmarks, dtype=np.float64)
 
     def template_landmarks(self) -> np.ndarray:
         """All 68 mean-shape landmarks mapped into this template's frame (68, 2)."""

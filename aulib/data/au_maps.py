@@ -91,6 +91,16 @@ def _gaussian_kernel(sigma: float, device, dtype) -> torch.Tensor:
     return k / k.sum()  # (2*half+1,)
 
 
+def _blur_matrix(sigma: float, n: int, device, dtype) -> torch.Tensor:
+    """(n, n) matrix G with (G @ x) = x convolved with a Gaussian of ``sigma`` (zero padding)."""
+    k = _gaussian_kernel(sigma, device, dtype)
+    half = len(k) // 2
+    i = torch.arange(n, device=device)
+    d = i[:, None] - i[None, :] + half  # kernel tap of (row, col)
+    inside = (d >= 0) & (d < len(k))
+    return torch.where(inside, k[d.clamp(0, len(k) - 1)], torch.zeros((), device=device, dtype=dtype))
+
+
 def au_attention_maps(landmarks: torch.Tensor | np.ndarray, aus: Sequence[int], image_size: int | Sequence[int],
                       out_size: int = 14, variant: str = "ellipse", sigma: float = 3.0,
                       reference_size: int = 224, axes: tuple[float, float] = (0.75, 0.5),
@@ -111,9 +121,9 @@ def au_attention_maps(landmarks: torch.Tensor | np.ndarray, aus: Sequence[int], 
     h, w = _hw(image_size)
     b, k = c.shape[:2]
     dev, dt = c.device, c.dtype
-    # canvas pixel centres in image pixel coordinates
-    ys = (torch.arange(canvas, device=dev, dtype=dt) + 0.5) * (h / canvas)  # (S,)
-    xs = (torch.arange(canvas, device=dev, dtype=dt) + 0.5) * (w / canvas)
+    # canvas cell centres in image pixel coordinates (pixel i has its centre at i, as landmarks count)
+    ys = (torch.arange(canvas, device=dev, dtype=dt) + 0.5) * (h / canvas) - 0.5  # (S,)
+    xs = (torch.arange(canvas, device=dev, dtype=dt) + 0.5) * (w / canvas) - 0.5
     dx = xs.view(1, 1, 1, 1, canvas) - c[..., 0, None, None]  # (B, K, 2, 1, S)
     dy = ys.view(1, 1, 1, canvas, 1) - c[..., 1, None, None]  # (B, K, 2, S, 1)
     if variant == "square":
@@ -129,12 +139,10 @@ def au_attention_maps(landmarks: torch.Tensor | np.ndarray, aus: Sequence[int], 
         m = inside.to(dt).amax(2).reshape(b * k, 1, canvas, canvas)  # left/right merged by max
         # Gaussian blur, sigma given in pixels of a reference_size image, expressed in canvas pixels
         s = sigma * canvas / reference_size
-        if s > 0:
-            g = _gaussian_kernel(s, dev, dt)
-            pad = len(g) // 2
-            m = F.conv2d(F.pad(m, (pad, pad, 0, 0)), g.view(1, 1, 1, -1))
-            m = F.conv2d(F.pad(m, (0, 0, pad, pad)), g.view(1, 1, -1, 1))
         m = m.view(b, k, canvas, canvas)
+        if s > 0:  # separable blur with zero padding, as two small matrix products (fast on CPU and GPU)
+            g = _blur_matrix(s, canvas, dev, dt)  # (S, S)
+            m = g @ m @ g.T
     m = F.adaptive_avg_pool2d(m, out_size)  # (B, K, out, out)
     return m[0] if single else m
 

@@ -22,7 +22,8 @@ def info_nce_from_logits(pos: torch.Tensor, neg: torch.Tensor, tau: float = 0.2)
         raise ValueError(f"temperature tau must be positive, got {tau}")
     logits = torch.cat([pos[:, None], neg], dim=1) / tau  # (B, 1+K), positive first
     target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-    return F.cross_entropy(logits.float(), target)  # Eq.5
+    logits = logits if logits.dtype == torch.float64 else logits.float()  # bf16 logits lose the softmax tail
+    return F.cross_entropy(logits, target)  # Eq.5
 
 
 def emoco_contrastive_loss(q: torch.Tensor, k_pos: torch.Tensor, k_neg: torch.Tensor, tau: float = 0.2) -> torch.Tensor:

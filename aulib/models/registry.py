@@ -25,6 +25,7 @@ its classification head, e.g. ``"fc"``) so that pretrained weights can skip it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,18 +58,11 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 
-# Modules that register aulib's own backbones when imported (other engineers add theirs here). A module that
-# does not exist yet is skipped, so the registry works while the tree is being built.
-_OWN_MODEL_MODULES: tuple[str, ...] = (
-    "aulib.models.cnn_study",
-    "aulib.models.baseline_cnn",
-    "aulib.models.emonets",
-    "aulib.models.lightcnn",
-    "aulib.models.fan",
-    "aulib.models.tranet",
-    "aulib.models.aunet",
-)
+# aulib's own backbones live in the other modules of ``aulib.models`` and register themselves with
+# ``@register_backbone`` when imported. They are imported on the first lookup; a module that fails to import
+# is remembered and named in the "unknown backbone" error, so one broken file does not hide the others.
 _imported_own = False
+_import_errors: dict[str, str] = {}
 
 
 def register_backbone(name: str | None = None, *, aliases: tuple[str, ...] = (), description: str = ""):
@@ -110,10 +104,10 @@ _register_timm("mobilenetv2", "mobilenetv2_100")
 _register_timm("swin_t", "swin_tiny_patch4_window7_224", "Swin-T (timm swin_tiny_patch4_window7_224)")
 
 # Tiny variants for the smoke profile and tests (same code paths, a few thousand parameters).
-_register_timm("resnet_tiny", "resnet18", "ResNet with one BasicBlock per stage, widths 8-64",
-               layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)
+_register_timm("resnet_tiny", "resnet18", "ResNet with one BasicBlock per stage, stage widths 8-64 (64-wide 7x7 stem)",
+               layers=(1, 1, 1, 1), channels=(8, 16, 32, 64))
 _register_timm("seresnet_tiny", "seresnet50", "SE-ResNet (bottleneck) with one block per stage, widths 8-64",
-               layers=(1, 1, 1, 1), channels=(8, 16, 32, 64), stem_width=8)
+               layers=(1, 1, 1, 1), channels=(8, 16, 32, 64))
 _register_timm("swin_tiny_test", "swin_tiny_patch4_window7_224", "Swin with embed 24, 1 block per stage, 64x64",
                img_size=64, window_size=4, embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2))
 
@@ -123,12 +117,18 @@ def _import_own_models() -> None:
     if _imported_own:
         return
     _imported_own = True
-    for mod in _OWN_MODEL_MODULES:
+    import pkgutil
+
+    import aulib.models as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name in ("registry", "__init__") or info.name.startswith("_"):
+            continue
+        mod = f"{pkg.__name__}.{info.name}"
         try:
             importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:  # the module exists but one of its imports is missing: say so
-                raise
+        except Exception as e:  # noqa: BLE001 - reported when a name is not found
+            _import_errors[mod] = f"{type(e).__name__}: {e}"
 
 
 def list_backbones(source: str | None = None) -> list[str]:
@@ -154,6 +154,7 @@ def create_backbone(
     num_classes: int = 0,
     weights: str | os.PathLike | None = None,
     *,
+    img_size: int | None = None,
     num_features_only: bool | None = None,
     weights_prefix: str | None = None,
     strict: bool = True,
@@ -162,27 +163,49 @@ def create_backbone(
     """Build backbone ``name`` (see :func:`list_backbones`).
 
     in_chans: input channels (1 for grey faces). num_classes: 0 -> pooled features ``(B, num_features)``;
-    K -> logits ``(B, K)``. ``num_features_only=True`` is the same as ``num_classes=0``. Extra keyword
+    K -> logits ``(B, K)``. ``num_features_only=True`` is the same as ``num_classes=0``. ``img_size``: the input
+    side for models whose layers depend on it (Swin/ViT ``img_size``, aulib builders taking ``image_size`` or
+    ``img_size``); size-agnostic CNNs ignore it. Extra keyword
     arguments go to the builder (e.g. ``img_size=64`` for Swin, ``drop_path_rate``), overriding the entry's
     defaults. ``weights``: local state-dict file, loaded with :func:`load_weights` (``weights_prefix`` keeps
     only keys under that prefix, e.g. ``"encoder."`` of a method checkpoint, and strips it).
     """
     _import_own_models()
     if name not in _REGISTRY:
+        broken = "".join(f"\n  (module {m} failed to import: {err})" for m, err in _import_errors.items())
         raise UnknownBackboneError(
-            f"unknown backbone {name!r}; registered backbones: {', '.join(sorted(_REGISTRY))}"
+            f"unknown backbone {name!r}; registered backbones: {', '.join(sorted(_REGISTRY))}{broken}"
         )
     if num_features_only:
         num_classes = 0
     entry = _REGISTRY[name]
     kw = {**entry.defaults, **kwargs, "in_chans": in_chans, "num_classes": num_classes}
-    model = entry.builder(**kw)
+    if img_size is not None:
+        kw.update(_size_kwarg(entry, int(img_size)))
+    try:
+        model = entry.builder(**kw)
+    except TypeError as e:
+        if entry.source == "timm" and img_size is not None and "img_size" in str(e):
+            kw.pop("img_size")  # a size-agnostic timm CNN
+            model = entry.builder(**kw)
+        else:
+            raise
     if not hasattr(model, "num_features"):
         raise TypeError(f"backbone {name!r} ({entry.builder.__name__}) does not set .num_features")
     model.backbone_name = name
     if weights is not None:
         load_weights(model, weights, prefix=weights_prefix, strict=strict)
     return model
+
+
+def _size_kwarg(entry: _Entry, size: int) -> dict[str, int]:
+    if entry.source == "timm":
+        return {"img_size": size}
+    params = inspect.signature(entry.builder).parameters
+    for key in ("image_size", "img_size"):
+        if key in params:
+            return {key: size}
+    return {}
 
 
 def _head_prefixes(model: nn.Module) -> tuple[str, ...]:

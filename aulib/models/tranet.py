@@ -120,7 +120,7 @@ class TRANet(nn.Module):
                  in_chans: int = 3, weights: str | None = None, frozen_blocks: int = 2, centre_row: float = 0.5,
                  decoder_channels: Sequence[int] = (512, 256, 256), fc_hidden: int = 256, head: str = "branches",
                  hard_masks: bool = True, cbam_channel: bool = True, cbam_spatial: bool = True,
-                 cbam_residual: bool = False, reduction: int = 16):
+                 cbam_residual: bool = False, reduction: int = 16, backbone_kwargs: Mapping | None = None):
         super().__init__()
         if head not in ("branches", "global"):
             raise ValueError(f"head must be 'branches' or 'global', got {head!r}")
@@ -137,7 +137,7 @@ class TRANet(nn.Module):
         self.head, self.hard_masks, self.centre_row = head, hard_masks, float(centre_row)
         self.frozen_blocks = int(frozen_blocks)
 
-        net = create_backbone(backbone, in_chans=in_chans, num_classes=0, weights=weights)
+        net = create_backbone(backbone, in_chans=in_chans, num_classes=0, weights=weights, **(backbone_kwargs or {}))
         missing = [m for stage in _STAGES for m in stage if not hasattr(net, m)]
         if missing:
             raise TypeError(f"backbone {backbone!r} is not ResNet-shaped (no {', '.join(missing)}); "

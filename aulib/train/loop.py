@@ -38,6 +38,7 @@ import platform
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -58,7 +59,7 @@ HISTORY_NAME = "history.csv"
 RUN_INFO_NAME = "run.json"
 
 # Config fields that may change between the interrupted run and the resumed one.
-_RESUME_FREE_FIELDS = {"epochs", "progress", "device", "num_workers_hint", "patience"}
+_RESUME_FREE_FIELDS = {"epochs", "progress", "device", "patience"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -138,8 +139,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if torch.is_tensor(batch):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
-        return type(batch)({k: to_device(v, device) for k, v in batch.items()}) if not isinstance(batch, dict) \
-            else {k: to_device(v, device) for k, v in batch.items()}
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
         return type(batch)(*(to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)):
@@ -363,9 +363,13 @@ def fit(
 
     method.to(device)
     if distributed and getattr(method, "sync_batchnorm", False):
-        # converts in place for children; the method object itself stays the same
-        for name, child in list(method.named_children()):
-            setattr(method, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+        if device.type == "cuda":
+            # converts the children; the method object itself stays the same
+            for name, child in list(method.named_children()):
+                setattr(method, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+        else:
+            warnings.warn("sync_batchnorm needs CUDA (torch's SyncBatchNorm is GPU-only); on CPU each process "
+                          "keeps its own BatchNorm statistics", stacklevel=2)
     opt = build_optimizer(method.parameter_groups(), cfg)
     sched = build_scheduler(opt, cfg, steps_per_epoch)
     use_amp = cfg.amp and device.type == "cuda"
@@ -382,6 +386,9 @@ def fit(
     ckpt_path = out / CHECKPOINT_NAME if out is not None else None
     if resume and ckpt_path is not None and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt.get("method", type(method).__name__) != type(method).__name__:
+            raise ValueError(f"cannot resume from {str(ckpt_path)!r}: it holds a {ckpt['method']} run, not "
+                             f"{type(method).__name__}. Use another out_dir or resume=False")
         _check_resume_config(ckpt.get("config", {}), asdict(cfg), ckpt_path)
         method.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -402,8 +409,15 @@ def fit(
                                   "world_size": dist_utils.get_world_size(), "device": str(device),
                                   **(dict(run_info) if run_info else {})})
 
+    method.optimizer = opt  # lets on_after_optimizer_step schedule per-group settings (e.g. weight decay)
     step_module: nn.Module = _Step(method)
     if distributed:
+        sampler = getattr(loader, "sampler", None)
+        if isinstance(sampler, (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler)) and \
+                getattr(loader, "batch_sampler", None) is not None and \
+                type(loader.batch_sampler) is torch.utils.data.BatchSampler:
+            warnings.warn("fit() under DDP with an unsharded DataLoader: every process sees the whole dataset; "
+                          "wrap it with aulib.train.distributed.shard_loader(loader)", stacklevel=2)
         step_module = dist_utils.wrap_ddp(step_module, device,
                                           find_unused_parameters=getattr(method, "ddp_find_unused_parameters", False))
 
@@ -500,6 +514,7 @@ def fit(
         for cb in callbacks:
             cb({"epoch": epoch + 1, "step": step, "row": row, "method": method, "history": history})
 
+    method.optimizer = None
     if cfg.monitor is not None and cfg.restore_best and out is not None and (out / BEST_NAME).is_file():
         best = torch.load(out / BEST_NAME, map_location="cpu", weights_only=False)
         method.load_state_dict(best["model"])

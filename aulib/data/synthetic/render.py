@@ -1,0 +1,466 @@
+"""Vectorised numpy rasteriser of the synthetic faces.
+
+A batch of faces is drawn in *template space* (a square grid over the face's own units, see ``face.py``),
+where every facial contour is a function of x: jaw, forehead, brows, lids and lips are piecewise-linear curves
+through the landmarks evaluated once per column, and a pixel's coverage is a soft comparison with them. Each
+feature and each AU's appearance cue works in a fixed window of the grid (the face is normalised there), so
+nothing loops over pixels or faces in python. One bilinear warp then places the face in the image with its
+head pose (rotation, scale, shift, slight yaw); lighting, occluders, blur and sensor noise follow in image space.
+
+Appearance cues of the AUs (amplitude ``a`` = intensity / 5 times au_strength):
+AU1/AU2 horizontal forehead wrinkles above the inner / outer brows, AU4 vertical glabellar furrows and brow
+shadow, AU5 bright upper lid (crease gone), AU6 cheek bulge, lower-lid furrow and crow's feet, AU7 lower-lid
+bulge and dark lid rim, AU9 wrinkles across the nose bridge and dark alar wings, AU10 deep upper nasolabial fold
+and shadow over the upper lip, AU12 lower nasolabial fold and cheek highlight, AU14 dimples beside the corners,
+AU15 shadow below the corners, AU17 wrinkled chin boss and deep mentolabial crease, AU20 horizontal stretch lines
+and neck cords, AU23 vertical lines on narrowed lips, AU24 bulges above and below pressed lips, AU25/AU26 the
+mouth opening (dark cavity, teeth) from the landmark geometry itself, AU26 a darker, deeper cavity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .face import AU_INDEX
+
+HALF = 1.4  # template grid spans [-HALF, HALF] in both axes (beyond: the border repeats)
+UNIT = 0.37  # face units -> fraction of the image size (jaw half-width = 0.37 S)
+YAW_DEPTH = 0.3  # depth of the face's midline used by the yaw approximation
+
+F32 = np.float32
+
+
+def _a(au_amp: np.ndarray, au: int) -> np.ndarray:
+    """(B, 1, 1) amplitude of one AU."""
+    return au_amp[:, AU_INDEX[au], None, None]
+
+
+def pl_curve(xq: np.ndarray, nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """Piecewise-linear curve through nodes (nx, ny) (B, n), nx increasing, at columns xq (w,) -> (B, w).
+    Constant beyond the end nodes."""
+    nx = np.maximum.accumulate(nx, axis=1) + np.arange(nx.shape[1], dtype=F32) * 1e-4
+    out = np.repeat(ny[:, :1], len(xq), axis=1).astype(F32)
+    dx = np.diff(nx, axis=1)
+    dy = np.diff(ny, axis=1)
+    for k in range(nx.shape[1] - 1):
+        t = (xq[None, :] - nx[:, k : k + 1]) / dx[:, k : k + 1]
+        np.clip(t, 0, 1, out=t)
+        out += t * dy[:, k : k + 1]
+    return out
+
+
+def _ramp(d: np.ndarray, e: float) -> np.ndarray:
+    """Soft step: 0 below -e/2, 1 above e/2 (anti-aliased edge of width e)."""
+    r = d * (1.0 / e)
+    r += 0.5
+    np.clip(r, 0, 1, out=r)
+    return r
+
+
+def _gauss(d2: np.ndarray) -> np.ndarray:
+    return np.exp(-0.5 * d2)
+
+
+class Renderer:
+    """Draws faces of one image size and channel count; reusable across batches."""
+
+    def __init__(self, image_size: int = 112, channels: int = 1):
+        if not 32 <= image_size <= 512:
+            raise ValueError(f"image_size must be in 32..512 (64..256 recommended), got {image_size}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+        self.S, self.C = int(image_size), int(channels)
+        self.R = int(round(2 * HALF * UNIT * self.S))
+        self.du = 2 * HALF / self.R  # template units per template pixel
+        self.xs = (-HALF + (np.arange(self.R) + 0.5) * self.du).astype(F32)
+        self.ys = self.xs.copy()
+        self.e = F32(self.du * 1.2)  # edge softness
+        # fixed fine texture (pores, chin dimpling) shared by all faces, values ~[-1, 1]
+        rng = np.random.default_rng(12345)
+        fine = rng.standard_normal((self.R, self.R)).astype(F32)
+        fine = (fine + np.roll(fine, 1, 0) + np.roll(fine, 1, 1) + np.roll(fine, (1, 1), (0, 1))) / 2
+        self.fine = fine
+        # bilinear upsampling matrix for the per-subject low-resolution skin texture
+        self.tex_res = 12
+        self.U = self._interp_matrix(self.tex_res, self.R)
+        self.noise_bank = rng.standard_normal((8, self.S + 24, self.S + 24)).astype(F32)
+        px = np.arange(self.S, dtype=F32) + 0.5
+        self.px, self.py = px[None, None, :], px[None, :, None]
+
+    @staticmethod
+    def _interp_matrix(n: int, m: int) -> np.ndarray:
+        pos = np.linspace(0, n - 1, m)
+        i0 = np.clip(np.floor(pos).astype(int), 0, n - 2)
+        f = pos - i0
+        u = np.zeros((m, n), F32)
+        u[np.arange(m), i0] = 1 - f
+        u[np.arange(m), i0 + 1] += f
+        return u
+
+    # -- windows ---------------------------------------------------------------------------------------------
+    def win(self, x0: float, x1: float, y0: float, y1: float) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+        c0, c1 = (np.clip(np.round((np.array([x0, x1]) + HALF) / self.du), 0, self.R)).astype(int)
+        r0, r1 = (np.clip(np.round((np.array([y0, y1]) + HALF) / self.du), 0, self.R)).astype(int)
+        return slice(r0, r1), slice(c0, c1), self.xs[c0:c1], self.ys[r0:r1]
+
+    # -- geometry --------------------------------------------------------------------------------------------
+    def to_image(self, lm_t: np.ndarray, pose: dict) -> np.ndarray:
+        """Template landmarks (B, 68, 2) -> image pixels (B, 68, 2) under ``pose``."""
+        x, y = lm_t[..., 0], lm_t[..., 1]
+        yaw = pose["yaw"][:, None]
+        xp = x * np.cos(yaw) + np.sin(yaw) * YAW_DEPTH * (1 - np.minimum(x * x, 1))
+        s = pose["scale"][:, None] * UNIT * self.S
+        th = pose["theta"][:, None]
+        c, sn = np.cos(th), np.sin(th)
+        cx = self.S / 2 + pose["tx"][:, None] * self.S
+        cy = self.S / 2 + pose["ty"][:, None] * self.S
+        return np.stack([cx + s * (c * xp - sn * y), cy + s * (sn * xp + c * y)], -1).astype(F32)
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    def render(self, fp: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Render a batch. ``fp`` holds per-frame arrays (see ``generate``); returns
+        (images uint8 (B, S, S, C), landmarks float32 (B, 68, 2) image pixels, before landmark noise)."""
+        lm = fp["lm"].astype(F32)  # (B, 68, 2) template units
+        amp = (fp["au"] / 5.0).astype(F32)  # (B, 17) appearance amplitude
+        B, R, e = lm.shape[0], self.R, self.e
+        rgb = self.C == 3
+        X, Y = self.xs[None, None, :], self.ys[None, :, None]
+
+        def col(v):
+            return np.asarray(v, F32).reshape(B, 1, 1)
+
+        skin = col(fp["skin"])
+        # background: grey level with a gradient (template space; the warp turns it with the head)
+        L = col(fp["bg"]) + col(fp["bg_gx"]) * X + col(fp["bg_gy"]) * Y
+        L = np.broadcast_to(L, (B, R, R)).copy()
+        chroma = np.zeros((B, R, R), F32) if rgb else None
+        red = np.zeros((B, R, R), F32) if rgb else None
+
+        def paint(region, alpha, lum, ch=None, rd=None):
+            """Alpha-blend luminance ``lum`` into L[region] (and the RGB helper maps)."""
+            Lr = L[region]
+            Lr += alpha * (lum - Lr)
+            if rgb:
+                if ch is not None:
+                    c = chroma[region]
+                    c += alpha * (ch - c)
+                if rd is not None:
+                    r = red[region]
+                    r += alpha * (rd - r)
+
+        full = (slice(None), slice(None), slice(None))
+        # face outline: jaw below, forehead arc above, both functions of x
+        jaw_y = pl_curve(self.xs, lm[:, 0:17, 0], lm[:, 0:17, 1])[:, None, :]  # (B, 1, R)
+        x0, x16 = lm[:, 0, 0][:, None], lm[:, 16, 0][:, None]
+        xc, hw = (x0 + x16) / 2, (x16 - x0) / 2
+        y_ends = (lm[:, 0, 1] + lm[:, 16, 1])[:, None] / 2
+        u = np.clip((self.xs[None, :] - xc) / hw, -1, 1)
+        arc = np.sqrt(1 - u * u)
+        fh = col(fp["forehead"])[:, 0]  # forehead height (units)
+        top_y = (y_ends - fh * arc)[:, None, :]  # (B, 1, R)
+        fcol = _ramp(self.xs[None, :] - x0, e) * _ramp(x16 - self.xs[None, :], e)
+        face = _ramp(Y - top_y, e) * _ramp(jaw_y - Y, e) * fcol[:, None, :]  # (B, R, R)
+        # hair volume over the head
+        hair_on = col(fp["hair_amount"])
+        hy = (y_ends - (fh + 0.12) * np.sqrt(np.clip(1 - ((self.xs[None, :] - xc) / (hw * 1.1)) ** 2, 0, 1)))
+        hcol = _ramp(1.08 * hw - np.abs(self.xs[None, :] - xc), e)[:, None, :]
+        hair = _ramp(Y - hy[:, None, :], e) * _ramp(y_ends[:, :, None] + 0.15 - Y, e * 6) * hcol * hair_on
+        paint(full, hair, col(fp["hair"]), 0.3, 0.0)
+        # neck
+        neck_w = 0.5 * hw[:, :, None]
+        neck = _ramp(neck_w - np.abs(X - xc[:, :, None]), e * 2) * _ramp(Y - 0.4, e)
+        paint(full, neck, skin * 0.72, 1.0, 0.0)
+        # skin: per-subject low-res texture, a little 3-D shading towards the sides
+        tex = np.einsum("rn,bnm,km->brk", self.U, fp["tex"].astype(F32), self.U, optimize=True)
+        shade = 1 - 0.16 * (X / hw[:, :, None]) ** 2
+        skin_map = skin * shade * (1 + 0.05 * tex + 0.015 * self.fine)
+        paint(full, face, skin_map, 1.0, 0.0)
+        # fringe: hair over the forehead above the hairline
+        hl = col(fp["hairline"])  # distance of the hairline above the brows (units)
+        brow_top = np.minimum(lm[:, 19, 1], lm[:, 24, 1])[:, None, None]
+        fringe = face * _ramp((brow_top - hl) - Y, e * 3) * hair_on
+        paint(full, fringe, col(fp["hair"]), 0.3, 0.0)
+
+        # cheek blush (RGB only)
+        if rgb:
+            w = self.win(-0.9, 0.9, -0.2, 0.6)
+            reg = (slice(None), w[0], w[1])
+            bl = _gauss(((np.abs(w[2][None, None, :]) - 0.55) / 0.18) ** 2 + ((w[3][None, :, None] - 0.2) / 0.15) ** 2)
+            red[reg] += 0.25 * bl * face[reg]
+
+        self._forehead(L, lm, amp, face, fp)
+        self._brows(L, lm, paint, fp, amp, e)
+        self._eyes(L, lm, paint, fp, amp, e)
+        self._nose(L, lm, amp, fp)
+        self._cheeks(L, lm, amp, fp, face)
+        self._mouth(L, lm, paint, fp, amp, e, face)
+        if rgb:
+            L = np.stack([L, chroma, red], -1)
+        img = self._warp(L, fp)
+        lm_px = self.to_image(lm, fp)
+        img = self._image_space(img, fp, rng)
+        return img, lm_px
+
+    # -- features --------------------------------------------------------------------------------------------
+    def _forehead(self, L, lm, amp, face, fp):
+        rs, cs, xw, yw = self.win(-0.95, 0.95, -1.3, -0.35)
+        reg = (slice(None), rs, cs)
+        nodes = np.r_[17:27]
+        yb = pl_curve(xw, lm[:, nodes, 0], lm[:, nodes, 1])[:, None, :]  # brow line per column
+        d = yb - yw[None, :, None]  # height above the brow
+        stripes = (0.5 + 0.5 * np.cos(d * (2 * np.pi / 0.075))) ** 2
+        band = _ramp(d - 0.07, 0.04) * _ramp(0.36 - d, 0.08)
+        xc = (lm[:, 21, 0] + lm[:, 22, 0])[:, None, None] / 2
+        e1 = _gauss(((xw[None, None, :] - xc) / 0.22) ** 2)
+        e2 = _gauss(((np.abs(xw[None, None, :] - xc) - 0.55) / 0.17) ** 2)
+        age = fp["age"].reshape(-1, 1, 1)
+        a = 0.30 * (_a(amp, 1) * e1 + _a(amp, 2) * e2) + 0.05 * age
+        L[reg] *= 1 - a * stripes * band * face[reg]
+        # AU4: vertical furrows between the brows and a shadow under the lowered brows
+        rs, cs, xw, yw = self.win(-0.35, 0.35, -0.95, -0.2)
+        reg = (slice(None), rs, cs)
+        ym = (lm[:, 21, 1] + lm[:, 22, 1])[:, None, None] / 2
+        dx = np.abs(xw[None, None, :] - xc)
+        vy = yw[None, :, None]
+        furrow = _gauss(((dx - 0.05) / 0.014) ** 2) * _ramp(vy - (ym - 0.17), 0.06) * _ramp(ym + 0.1 - vy, 0.06)
+        bump = _gauss((dx / 0.05) ** 2) * _gauss(((vy - ym + 0.02) / 0.05) ** 2)
+        a4 = _a(amp, 4)
+        L[reg] *= (1 - 0.42 * a4 * furrow) * (1 + 0.10 * a4 * bump)
+
+    def _brows(self, L, lm, paint, fp, amp, e):
+        for nodes, (x0, x1) in ((np.r_[17:22], (-1.0, -0.0)), (np.r_[22:27], (0.0, 1.0))):
+            rs, cs, xw, yw = self.win(x0, x1, -1.05, -0.3)
+            reg = (slice(None), rs, cs)
+            yb = pl_curve(xw, lm[:, nodes, 0], lm[:, nodes, 1])[:, None, :]
+            xa, xb = lm[:, nodes[0], 0][:, None, None], lm[:, nodes[-1], 0][:, None, None]
+            t = np.clip((xw[None, None, :] - xa) / (xb - xa), 0, 1)
+            if nodes[0] == 22:
+                t = 1 - t  # thicker towards the inner end
+            th = fp["brow_th"].reshape(-1, 1, 1) * (0.7 + 0.6 * t)
+            inside = _ramp(xw[None, None, :] - xa, e) * _ramp(xb - xw[None, None, :], e)
+            alpha = _ramp(th - np.abs(yw[None, :, None] - yb), e) * inside * fp["brow_density"].reshape(-1, 1, 1)
+            paint(reg, alpha, fp["brow_lum"].reshape(-1, 1, 1), 0.2, 0.0)
+
+    def _eyes(self, L, lm, paint, fp, amp, e):
+        for up, lo, (x0, x1), outer in (((36, 37, 38, 39), (36, 41, 40, 39), (-0.95, -0.05), 36),
+                                        ((42, 43, 44, 45), (42, 47, 46, 45), (0.05, 0.95), 45)):
+            rs, cs, xw, yw = self.win(x0, x1, -0.62, 0.0)
+            reg = (slice(None), rs, cs)
+            up, lo = list(up), list(lo)
+            yu = pl_curve(xw, lm[:, up, 0], lm[:, up, 1])[:, None, :]
+            yl = pl_curve(xw, lm[:, lo, 0], lm[:, lo, 1])[:, None, :]
+            vy, vx = yw[None, :, None], xw[None, None, :]
+            Lr = L[reg]
+            a5, a6, a7 = _a(amp, 5), _a(amp, 6), _a(amp, 7)
+            # lid crease (pushed up and faded by AU5), upper lid brightness (AU5), lower lid bulge (AU7)
+            crease = _gauss(((vy - (yu - 0.075 - 0.03 * a5)) / 0.016) ** 2)
+            lid = _gauss(((vy - (yu - 0.04)) / 0.035) ** 2)
+            bulge = _gauss(((vy - (yl + 0.035)) / 0.016) ** 2)
+            furrow6 = _gauss(((vy - (yl + 0.085)) / 0.02) ** 2)
+            xin = _ramp(vx - lm[:, min(up), 0][:, None, None] + 0.05, 0.05) * \
+                _ramp(lm[:, max(up), 0][:, None, None] + 0.05 - vx, 0.05)
+            Lr *= (1 - 0.12 * (1 - 0.8 * np.minimum(a5, 1)) * crease * xin) * (1 + 0.16 * a5 * lid * xin) \
+                * (1 + 0.18 * a7 * bulge * xin) * (1 - 0.22 * a6 * furrow6 * xin)
+            # crow's feet at the outer corner (AU6)
+            ox, oy = lm[:, outer, 0][:, None, None], lm[:, outer, 1][:, None, None]
+            side = -1.0 if outer == 36 else 1.0
+            dx = (vx - ox) * side  # > 0 outside the corner
+            slope = (vy - oy) / (np.abs(dx) + 0.03)
+            feet = (0.5 + 0.5 * np.cos(slope * 6.0)) ** 4 * _ramp(dx - 0.03, 0.03) * _ramp(0.2 - dx, 0.05) \
+                * (np.abs(slope) < 1.3)
+            Lr *= 1 - 0.28 * a6 * feet
+            # the eye opening
+            inside = _ramp(vx - lm[:, min(up), 0][:, None, None], e) * _ramp(lm[:, max(up), 0][:, None, None] - vx, e)
+            opening = _ramp(vy - yu, e) * _ramp(yl - vy, e) * inside
+            paint(reg, opening, F32(0.86) * fp["sclera"].reshape(-1, 1, 1), 0.1, 0.0)
+            cx = lm[:, up[1:3] + lo[1:3], 0].mean(1)[:, None, None] + fp["gaze"][:, 0, None, None]
+            cy = lm[:, up[1:3] + lo[1:3], 1].mean(1)[:, None, None] + fp["gaze"][:, 1, None, None]
+            r = 0.36 * (lm[:, max(up), 0] - lm[:, min(up), 0])[:, None, None] / 2 * 1.05
+            dist = np.sqrt((vx - cx) ** 2 + (vy - cy) ** 2)
+            paint(reg, _ramp(r - dist, e) * opening, fp["iris"].reshape(-1, 1, 1), 0.2, 0.0)
+            paint(reg, _ramp(0.45 * r - dist, e) * opening, F32(0.04), 0.0, 0.0)
+            # lash line on the upper lid, faint rim on the lower lid (darker with AU7)
+            lash = _ramp(0.02 - np.abs(vy - yu + 0.004), e) * inside
+            paint(reg, lash * fp["lash"].reshape(-1, 1, 1), F32(0.06), 0.0, 0.0)
+            rim = _ramp(0.012 - np.abs(vy - yl), e) * inside
+            Lr = L[reg]
+            Lr *= 1 - (0.15 + 0.35 * a7) * rim
+
+    def _nose(self, L, lm, amp, fp):
+        rs, cs, xw, yw = self.win(-0.45, 0.45, -0.32, 0.42)
+        reg = (slice(None), rs, cs)
+        vx, vy = xw[None, None, :], yw[None, :, None]
+        rx = lm[:, 27:31, 0].mean(1)[:, None, None]
+        y27, y29, y30 = (lm[:, i, 1][:, None, None] for i in (27, 29, 30))
+        along = _ramp(vy - y27, 0.05) * _ramp(y30 - vy, 0.05)
+        dx = vx - rx
+        ridge = _gauss((dx / 0.035) ** 2) * along
+        sides = _gauss(((np.abs(dx) - 0.12) / 0.04) ** 2) * along
+        tip = _gauss(((vx - lm[:, 30, 0][:, None, None]) / 0.07) ** 2 + ((vy - y30) / 0.06) ** 2)
+        nost = sum(_gauss(((vx - lm[:, i, 0][:, None, None]) / 0.035) ** 2 + ((vy - lm[:, i, 1][:, None, None] + 0.012) / 0.018) ** 2)
+                   for i in (32, 34))
+        wings = sum(_gauss(((np.sqrt((vx - lm[:, i, 0][:, None, None] + s * 0.05) ** 2 + (vy - lm[:, i, 1][:, None, None] + 0.04) ** 2) - 0.06) / 0.014) ** 2)
+                    for i, s in ((31, -1), (35, 1)))
+        a9 = _a(amp, 9)
+        wr = (0.5 + 0.5 * np.cos((vy - y27) * (2 * np.pi / 0.05))) ** 2 * _gauss((dx / 0.11) ** 2) * \
+            _ramp(vy - (y27 + 0.04), 0.03) * _ramp(y29 + 0.03 - vy, 0.03)
+        L[reg] *= (1 + 0.08 * ridge + 0.07 * tip) * (1 - 0.10 * sides) * (1 - 0.55 * nost) \
+            * (1 - (0.10 + 0.35 * a9) * wings) * (1 - 0.45 * a9 * wr)
+
+    def _cheeks(self, L, lm, amp, fp, face):
+        rs, cs, xw, yw = self.win(-0.85, 0.85, -0.2, 0.85)
+        reg = (slice(None), rs, cs)
+        vx, vy = xw[None, None, :], yw[None, :, None]
+        a6, a9, a10, a12 = _a(amp, 6), _a(amp, 9), _a(amp, 10), _a(amp, 12)
+        age = fp["age"].reshape(-1, 1, 1)
+        mult = np.ones((lm.shape[0], len(yw), len(xw)), F32)
+        for wing, corner, eye_lo, side in ((31, 48, 41, -1.0), (35, 54, 46, 1.0)):
+            # nasolabial fold from the nose wing to beside the mouth corner, bowing outwards
+            xs_, ys_ = lm[:, wing, 0][:, None, None] + side * 0.05, lm[:, wing, 1][:, None, None] - 0.04
+            xe, ye = lm[:, corner, 0][:, None, None] + side * 0.07, lm[:, corner, 1][:, None, None] + 0.07
+            s = np.clip((vy - ys_) / (ye - ys_), 0, 1)
+            xf = xs_ + (xe - xs_) * s + side * 0.07 * s * (1 - s)
+            on = _ramp(vy - ys_, 0.03) * _ramp(ye - vy, 0.05)
+            line = _gauss(((vx - xf) / 0.022) ** 2) * on
+            depth = 0.06 + 0.12 * age + 0.40 * a10 * (1 - s) + 0.45 * a12 * (0.3 + s) + 0.12 * a9 + 0.08 * a6
+            mult *= 1 - np.minimum(depth, 0.7) * line
+            # cheek bulge under the eye (AU6) and raised cheek by the smile (AU12)
+            ex, ey = lm[:, eye_lo, 0][:, None, None], lm[:, eye_lo, 1][:, None, None]
+            hb = _gauss(((vx - ex - side * 0.03) / 0.15) ** 2 + ((vy - ey - 0.26) / 0.1) ** 2)
+            hc = _gauss(((vx - xe + side * 0.0) / 0.12) ** 2 + ((vy - ey - 0.45) / 0.09) ** 2)
+            mult *= 1 + 0.26 * a6 * hb + 0.12 * a12 * hc
+        # shadow over the upper lip when it is raised (AU10)
+        sh = _gauss(((vx - lm[:, 33, 0][:, None, None]) / 0.14) ** 2) * _ramp(vy - lm[:, 33, 1][:, None, None] - 0.02, 0.03) \
+            * _ramp(lm[:, 51, 1][:, None, None] - 0.01 - vy, 0.03)
+        mult *= 1 - 0.22 * a10 * sh
+        L[reg] *= 1 + (mult - 1) * face[reg]
+
+    def _mouth(self, L, lm, paint, fp, amp, e, face):
+        rs, cs, xw, yw = self.win(-0.8, 0.8, 0.3, 1.25)
+        reg = (slice(None), rs, cs)
+        vx, vy = xw[None, None, :], yw[None, :, None]
+        B = lm.shape[0]
+        a14, a15, a17, a20, a23, a24, a26 = (_a(amp, k) for k in (14, 15, 17, 20, 23, 24, 26))
+        Lr = L[reg]
+        # stubble / beard around mouth and chin (identity nuisance)
+        beard = fp["beard"].reshape(-1, 1, 1)
+        bmask = _ramp(vy - lm[:, 33, 1][:, None, None] - 0.05, 0.05) * face[reg]
+        Lr *= 1 - beard * bmask * (0.35 + 0.2 * self.fine[rs, cs][None])
+        # cues around the mouth, relative to the current landmarks
+        m = np.ones((B, len(yw), len(xw)), F32)
+        for corner, side in ((48, -1.0), (54, 1.0)):
+            cx, cy = lm[:, corner, 0][:, None, None], lm[:, corner, 1][:, None, None]
+            dimple = _gauss(((vx - cx - side * 0.075) / 0.035) ** 2 + ((vy - cy - 0.01) / 0.045) ** 2)
+            below = _gauss(((vx - cx - side * 0.01) / 0.045) ** 2 + ((vy - cy - 0.11) / 0.07) ** 2)
+            dxo = (vx - cx) * side
+            stretch = sum(_gauss(((vy - cy - o) / 0.012) ** 2) for o in (-0.035, 0.0, 0.035)) * _ramp(dxo - 0.03, 0.03) \
+                * _ramp(0.25 - dxo, 0.06)
+            tuck = _gauss(((vx - cx - side * 0.02) / 0.012) ** 2 + ((vy - cy) / 0.045) ** 2)
+            m *= (1 - 0.8 * a14 * dimple) * (1 - 0.6 * a14 * tuck) * (1 - 0.35 * a15 * below) * (1 - 0.55 * a20 * stretch)
+        # chin: mentolabial crease and wrinkled boss (AU17)
+        y57, y8 = lm[:, 57, 1][:, None, None], lm[:, 8, 1][:, None, None]
+        x57 = lm[:, 57, 0][:, None, None]
+        crease = _gauss(((vy - y57 - 0.075) / 0.018) ** 2) * _gauss(((vx - x57) / 0.16) ** 2)
+        boss = _gauss(((vx - x57) / 0.15) ** 2 + ((vy - (y57 + y8) / 2 - 0.03) / 0.08) ** 2)
+        m *= (1 - (0.12 + 0.35 * a17) * crease) * (1 - 0.5 * a17 * boss * np.clip(self.fine[rs, cs] * 0.6 + 0.3, 0, 1)[None])
+        # lip pressor bulges (AU24)
+        y51 = lm[:, 51, 1][:, None, None]
+        over = _gauss(((vx - x57) / 0.17) ** 2 + ((vy - y51 + 0.06) / 0.03) ** 2)
+        under = _gauss(((vx - x57) / 0.15) ** 2 + ((vy - y57 - 0.05) / 0.028) ** 2)
+        m *= 1 + 0.22 * a24 * (over + under)
+        Lr *= 1 + (m - 1) * face[reg]
+        # lips and the mouth opening
+        ou = pl_curve(xw, lm[:, [48, 49, 50, 51, 52, 53, 54], 0], lm[:, [48, 49, 50, 51, 52, 53, 54], 1])[:, None, :]
+        iu = pl_curve(xw, lm[:, [48, 60, 61, 62, 63, 64, 54], 0], lm[:, [48, 60, 61, 62, 63, 64, 54], 1])[:, None, :]
+        il = pl_curve(xw, lm[:, [48, 60, 67, 66, 65, 64, 54], 0], lm[:, [48, 60, 67, 66, 65, 64, 54], 1])[:, None, :]
+        ol = pl_curve(xw, lm[:, [48, 59, 58, 57, 56, 55, 54], 0], lm[:, [48, 59, 58, 57, 56, 55, 54], 1])[:, None, :]
+        xa, xb = lm[:, 48, 0][:, None, None], lm[:, 54, 0][:, None, None]
+        inside = _ramp(vx - xa, e) * _ramp(xb - vx, e)
+        lips = (_ramp(vy - ou, e) * _ramp(iu - vy, e) + _ramp(vy - il, e) * _ramp(ol - vy, e)) * inside
+        lip_lum = fp["skin"].reshape(-1, 1, 1) * fp["lip"].reshape(-1, 1, 1)
+        lines = (1 - 0.12 * a23) * (1 - 0.3 * a23 * (0.5 + 0.5 * np.cos(vx * (2 * np.pi / 0.03))) ** 4)
+        paint(reg, lips, lip_lum * lines, 0.6, 1.0)
+        cav = _ramp(vy - iu, e) * _ramp(il - vy, e) * inside
+        paint(reg, cav, F32(0.10) * (1 - 0.5 * np.minimum(a26, 1)), 0.0, 0.3)
+        teeth = cav * _ramp(iu + 0.055 - vy, e) * (0.85 + 0.15 * np.cos(vx * (2 * np.pi / 0.07)))
+        paint(reg, teeth, F32(0.9) * fp["teeth"].reshape(-1, 1, 1), 0.05, 0.0)
+        seam = _gauss(((vy - (iu + il) / 2) / 0.009) ** 2) * inside
+        Lr = L[reg]
+        Lr *= 1 - 0.45 * seam
+
+    # -- image space -----------------------------------------------------------------------------------------
+    def _warp(self, T: np.ndarray, fp: dict) -> np.ndarray:
+        """Bilinear sample of the template image(s) T (B, R, R[, 3]) at the inverse head pose -> (B, S, S[, 3]).
+        torch's grid_sample does the sampling (one C++ pass); the sampling grid is plain numpy."""
+        import torch
+
+        B, S = T.shape[0], self.S
+        inv_s = (1.0 / (fp["scale"] * UNIT * S * HALF)).reshape(B, 1, 1).astype(F32)  # pixels -> grid units
+        th = fp["theta"].reshape(B, 1, 1).astype(F32)
+        c, sn = np.cos(th) * inv_s, np.sin(th) * inv_s
+        dx = self.px - (S / 2 + fp["tx"] * S).reshape(B, 1, 1).astype(F32)
+        dy = self.py - (S / 2 + fp["ty"] * S).reshape(B, 1, 1).astype(F32)
+        grid = np.empty((B, S, S, 2), F32)
+        yaw = fp["yaw"].reshape(B, 1, 1).astype(F32)
+        inv_cy, sy = 1.0 / np.cos(yaw), np.sin(yaw) * (YAW_DEPTH / HALF)
+        xp = (c * dx + sn * dy) * inv_cy  # template x / HALF before undoing the yaw's depth shift
+        # x' = x cos(yaw) + sin(yaw) d (1 - x^2): one fixed-point step inverts it well for small yaw
+        u = np.minimum(xp * xp * (HALF * HALF), 1)
+        u -= 1
+        u *= sy * inv_cy
+        xp += u
+        grid[..., 0] = xp
+        np.multiply(c, dy, out=grid[..., 1])
+        grid[..., 1] -= sn * dx
+        src = torch.from_numpy(T if T.ndim == 3 else np.ascontiguousarray(np.moveaxis(T, -1, 1)))
+        if T.ndim == 3:
+            src = src[:, None]
+        out = torch.nn.functional.grid_sample(src, torch.from_numpy(grid), mode="bilinear", padding_mode="border",
+                                              align_corners=False)
+        out = out.numpy()
+        return out[:, 0] if T.ndim == 3 else np.moveaxis(out, 1, -1)
+
+    def _image_space(self, img: np.ndarray, fp: dict, rng: np.random.Generator) -> np.ndarray:
+        B, S = img.shape[0], self.S
+        col = lambda v: np.asarray(v, F32).reshape(B, 1, 1)  # noqa: E731
+        if self.C == 3:
+            L, chroma, red = img[..., 0], img[..., 1], img[..., 2]
+            tint = fp["tint"].astype(F32)[:, None, None, :]  # (B, 1, 1, 3)
+            lip_tint = np.array([1.25, 0.78, 0.82], F32)
+            bg_tint = fp["bg_tint"].astype(F32)[:, None, None, :]
+            t = bg_tint + chroma[..., None] * (tint - bg_tint) + red[..., None] * (lip_tint - 1)
+            img = L[..., None] * t
+        else:
+            img = img[..., None]
+        # lighting: gain and a linear gradient across the image
+        g = col(fp["gain"]) * (1 + col(fp["light_gx"]) * (self.px / S - 0.5) + col(fp["light_gy"]) * (self.py / S - 0.5))
+        img *= g[..., None]
+        # occluders: an ellipse (hand, microphone) or a bar (hair strand, glasses arm)
+        occ = np.flatnonzero(fp["occ"] > 0)
+        if len(occ):
+            o = fp["occ_params"][occ].astype(F32)  # cx, cy, rx, ry, lum, kind
+            dx = (self.px - o[:, 0, None, None] * S) / (o[:, 2, None, None] * S)
+            dy = (self.py - o[:, 1, None, None] * S) / (o[:, 3, None, None] * S)
+            ell = np.where(o[:, 5, None, None] > 0.5, dx * dx + dy * dy, np.maximum(np.abs(dx), np.abs(dy * 0.3)))
+            a = np.clip((1 - ell) * 8, 0, 1)[..., None]
+            lum = (o[:, 4, None, None] * (1 + 0.1 * (self.py / S - 0.5)))[..., None]
+            img[occ] += a * (lum - img[occ])
+        # optical blur: a separable 3-tap kernel of per-frame weight
+        w = col(fp["blur"])[..., None]
+        if np.any(w > 0):
+            h = img.copy()
+            h[:, :, 1:-1] += w * (img[:, :, :-2] + img[:, :, 2:] - 2 * img[:, :, 1:-1])
+            v = h.copy()
+            v[:, 1:-1] += w * (h[:, :-2] + h[:, 2:] - 2 * h[:, 1:-1])
+            img = v
+        # sensor noise: random crops of a fixed bank of Gaussian fields (as good as fresh noise, far cheaper)
+        sig = np.asarray(fp["noise"], F32)
+        k = rng.integers(0, len(self.noise_bank), (B, self.C))
+        off = rng.integers(0, self.noise_bank.shape[1] - S + 1, (B, self.C, 2))
+        for b in range(B):
+            for ch in range(self.C):
+                oy, ox = off[b, ch]
+                img[b, :, :, ch] += sig[b] * self.noise_bank[k[b, ch], oy : oy + S, ox : ox + S]
+        img *= 255.0
+        np.clip(img, 0, 255, out=img)
+        return (img + 0.5).astype(np.uint8)

@@ -1,0 +1,301 @@
+"""Evaluation protocols: the linear probe (frozen encoder) and fine-tuning.
+
+Loaders yield :class:`aulib.data.dataset.FrameDataset` dicts (``image``, ``labels``, ``valid``) or
+``(image, labels[, valid])`` tuples.
+
+Linear probe (RRL, EmoCo)::
+
+    res = linear_probe(encoder, train_loader, test_loader, ProbeConfig(head="bn_linear"))
+    res.probs            # (N_test, K) sigmoid outputs; res.labels / res.valid alongside
+    res.table(aus=ds.aus, fold=1)   # tidy per-AU F1 / accuracy
+
+The encoder is frozen and put in eval mode; features are extracted once under ``no_grad`` (``feature_fn(encoder,
+images)`` when the encoder's ``forward`` is not the representation), then a head is trained on the cached
+features with BCE per AU over the known labels: ``"linear"`` = ``Linear(D, K)``; ``"bn_linear"`` =
+``BatchNorm1d(D, affine=False)`` + ``Linear(D, K, bias=False)`` (RRL's linear evaluation).
+
+Fine-tuning (the CNN study, TRA-Net-like supervised baselines)::
+
+    res = finetune(model, train_loader, test_loader, TrainConfig(epochs=5, optimizer="adam", lr=1e-4))
+
+trains ``model`` (images -> logits (B, K)) with the shared trainer and masked BCE, then predicts the test set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aulib.eval.metrics import per_au_table
+from aulib.methods.base import Method
+from aulib.train import TrainConfig, fit, resolve_device, seed_everything
+
+
+def unpack_batch(batch: Any, input_key: str = "image") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(images, labels or None, valid or None) from a dict batch or an ``(x, y[, valid])`` tuple."""
+    if isinstance(batch, dict):
+        if input_key not in batch:
+            raise KeyError(f"batch has no {input_key!r}; keys: {sorted(batch)}")
+        return batch[input_key], batch.get("labels"), batch.get("valid")
+    if isinstance(batch, (list, tuple)):
+        x = batch[0]
+        y = batch[1] if len(batch) > 1 else None
+        v = batch[2] if len(batch) > 2 else None
+        return x, y, v
+    return batch, None, None
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None,
+               pos_weight: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BCE-with-logits over known labels. logits/labels/valid (B, K); pos_weight (K,); weight (B, K)."""
+    y = labels.float()
+    v = torch.ones_like(y) if valid is None else valid.float()
+    y = y * v  # unknown codes (e.g. 9) become 0 where they are masked out anyway
+    loss = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none", pos_weight=pos_weight)
+    if weight is not None:
+        loss = loss * weight
+    return (loss * v).sum() / v.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, loader: Iterable, device: str | torch.device = "auto",
+                     feature_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+                     input_key: str = "image", progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(features (N, D), labels (N, K), valid (N, K)) on the CPU, the encoder in eval mode, no gradients."""
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(device)
+    was_training = encoder.training
+    encoder.eval().to(dev)
+    feats, labels, valids = [], [], []
+    try:
+        for batch in tqdm(loader, desc="features", leave=False, disable=not progress):
+            x, y, v = unpack_batch(batch, input_key)
+            x = x.to(dev, non_blocking=True)
+            f = feature_fn(encoder, x) if feature_fn is not None else encoder(x)
+            if f.ndim > 2:
+                f = f.flatten(1)
+            feats.append(f.float().cpu())
+            if y is not None:
+                labels.append(y.float().cpu())
+                valids.append((v if v is not None else torch.ones_like(y, dtype=torch.bool)).bool().cpu())
+    finally:
+        encoder.train(was_training)
+    if not feats:
+        raise ValueError("extract_features: the loader yielded no batch")
+    lab = torch.cat(labels) if labels else torch.empty(0)
+    val = torch.cat(valids) if valids else torch.empty(0, dtype=torch.bool)
+    return torch.cat(feats), lab, val
+
+
+@dataclass
+class ProbeConfig:
+    """Head training on cached features."""
+
+    head: str = "linear"  # linear | bn_linear (BatchNorm1d + Linear without bias, RRL)
+    epochs: int = 100
+    lr: float = 1e-3
+    optimizer: str = "adam"  # adam | adamw | sgd
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    batch_size: int = 256
+    pos_weight: str | None = None  # None | "balanced": BCE positives weighted by neg/pos of the training set
+    seed: int = 0
+    device: str = "auto"
+    progress: bool = True
+
+
+def make_head(dim: int, n_out: int, kind: str = "linear") -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(dim, n_out)
+    if kind == "bn_linear":
+        return nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, n_out, bias=False))
+    raise ValueError(f"unknown probe head {kind!r}; choose 'linear' or 'bn_linear'")
+
+
+def _pos_weight(labels: torch.Tensor, valid: torch.Tensor, mode: str | None) -> torch.Tensor | None:
+    if mode is None:
+        return None
+    if mode != "balanced":
+        raise ValueError(f"pos_weight={mode!r}; choose None or 'balanced'")
+    v = valid.float()
+    pos = (labels * v).sum(0)
+    neg = ((1 - labels) * v).sum(0)
+    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
+
+
+def train_head(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None,
+               cfg: ProbeConfig | None = None) -> nn.Module:
+    """Train a probe head on (N, D) features for (N, K) labels; returns the head in eval mode (CPU)."""
+    cfg = cfg or ProbeConfig()
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(cfg.device)
+    valid = torch.ones_like(labels, dtype=torch.bool) if valid is None else valid.bool()
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    head = make_head(features.shape[1], labels.shape[1], cfg.head).to(dev)
+    params = [p for p in head.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"ProbeConfig.optimizer={cfg.optimizer!r}; choose adam, adamw or sgd")
+    pw = _pos_weight(labels.float(), valid, cfg.pos_weight)
+    pw = pw.to(dev) if pw is not None else None
+    x, y, v = features.to(dev), labels.float().to(dev), valid.to(dev)
+    n = len(x)
+    bs = min(cfg.batch_size, n)
+    head.train()
+    for _ in tqdm(range(cfg.epochs), desc="probe head", leave=False, disable=not cfg.progress):
+        perm = torch.randperm(n, generator=g).to(dev)
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            if len(idx) < 2 and cfg.head == "bn_linear" and i > 0:
+                continue  # BatchNorm cannot train on one sample
+            loss = masked_bce(head(x[idx]), y[idx], v[idx], pos_weight=pw)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return head.eval().cpu()
+
+
+@torch.no_grad()
+def predict_head(head: nn.Module, features: torch.Tensor) -> np.ndarray:
+    head.eval()
+    return torch.sigmoid(head(features.float())).numpy()
+
+
+@dataclass
+class ProbeResult:
+    """Test-set predictions of a protocol: ``probs``/``labels`` (N, K) float, ``valid`` (N, K) bool."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    valid: np.ndarray
+    model: nn.Module | None = None  # the probe head, or the fine-tuned model
+    history: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)
+
+    def table(self, aus: Sequence | None = None, threshold: float = 0.5, **columns) -> pd.DataFrame:
+        """Tidy per-AU metrics (see :func:`aulib.eval.metrics.per_au_table`)."""
+        return per_au_table(self.labels, self.probs, self.valid, aus=aus, threshold=threshold, **columns)
+
+
+def linear_probe(encoder: nn.Module, train_loader: Iterable, test_loader: Iterable, cfg: ProbeConfig | None = None,
+                 feature_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+                 input_key: str = "image") -> ProbeResult:
+    """Frozen ``encoder`` -> features once (train and test) -> head trained on train -> test probabilities."""
+    cfg = cfg or ProbeConfig()
+    requires = [p.requires_grad for p in encoder.parameters()]
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    try:
+        ftr, ytr, vtr = extract_features(encoder, train_loader, cfg.device, feature_fn, input_key, cfg.progress)
+        fte, yte, vte = extract_features(encoder, test_loader, cfg.device, feature_fn, input_key, cfg.progress)
+    finally:
+        for p, r in zip(encoder.parameters(), requires):
+            p.requires_grad_(r)
+    if ytr.numel() == 0:
+        raise ValueError("linear_probe: the training loader yields no labels")
+    head = train_head(ftr, ytr, vtr, cfg)
+    return ProbeResult(predict_head(head, fte), yte.numpy(), vte.numpy(), head,
+                       extra={"train_features": ftr, "test_features": fte})
+
+
+class SupervisedBCE(Method):
+    """A model ``images -> logits (B, K)`` trained with BCE over known labels (the fine-tuning protocol).
+
+    ``pos_weight`` (K,) weighs positives; ``cost_manipulation=True`` uses the CNN study's per-batch weights
+    (:func:`aulib.train.samplers.cost_weights`); ``au_mask`` (B, K) bool (from a balanced sampler) scores each
+    AU only on the images drawn for it and averages the per-AU BCEs (the study's loss).
+    """
+
+    def __init__(self, model: nn.Module, pos_weight: torch.Tensor | None = None, cost_manipulation: bool = False,
+                 au_mask: torch.Tensor | None = None, input_key: str = "image"):
+        super().__init__()
+        self.model = model
+        self.register_buffer("pos_weight", pos_weight.float() if pos_weight is not None else None)
+        self.register_buffer("au_mask", au_mask.bool() if au_mask is not None else None)
+        self.cost_manipulation = cost_manipulation
+        self.input_key = input_key
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, step):
+        x, y, v = unpack_batch(batch, self.input_key)
+        logits = self.model(x)  # (B, K)
+        v = torch.ones_like(y, dtype=torch.bool) if v is None else v.bool()
+        weight = None
+        if self.cost_manipulation:
+            from aulib.train.samplers import cost_weights
+
+            weight = cost_weights(y, v)
+        if self.au_mask is not None and self.au_mask.shape == v.shape:
+            m = v & self.au_mask  # (B, K): AU k only on its own images
+            per = F.binary_cross_entropy_with_logits(logits.float(), (y * v).float(), reduction="none",
+                                                     pos_weight=self.pos_weight)
+            per_au = (per * m).sum(0) / m.sum(0).clamp(min=1)  # (K,) mean BCE over each AU's images
+            has = m.any(0)
+            loss = per_au[has].mean() if has.any() else per.sum() * 0
+        else:
+            loss = masked_bce(logits, y, v, self.pos_weight, weight)
+        return {"loss": loss}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "auto", input_key: str = "image",
+            flip_tta: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probs, labels, valid) of ``model`` (images -> logits) over ``loader``; ``flip_tta`` averages the
+    logits of the image and its mirror (AUNet's test protocol)."""
+    from tqdm.auto import tqdm
+
+    dev = resolve_device(device)
+    was = model.training
+    model.eval().to(dev)
+    ps, ys, vs = [], [], []
+    try:
+        for batch in tqdm(loader, desc="predict", leave=False, disable=not progress):
+            x, y, v = unpack_batch(batch, input_key)
+            x = x.to(dev)
+            logits = model(x).float()
+            if flip_tta:
+                logits = 0.5 * (logits + model(torch.flip(x, dims=[-1])).float())
+            ps.append(torch.sigmoid(logits).cpu())
+            if y is not None:
+                ys.append(y.float().cpu())
+                vs.append((v if v is not None else torch.ones_like(y, dtype=torch.bool)).bool().cpu())
+    finally:
+        model.train(was)
+    return (torch.cat(ps).numpy(), torch.cat(ys).numpy() if ys else np.empty((0, 0)),
+            torch.cat(vs).numpy() if vs else np.empty((0, 0), bool))
+
+
+def finetune(model: nn.Module, train_loader: Iterable, test_loader: Iterable, cfg: TrainConfig | None = None,
+             out_dir: str | os.PathLike | None = None, pos_weight: torch.Tensor | None = None,
+             cost_manipulation: bool = False, au_mask: torch.Tensor | None = None, flip_tta: bool = False,
+             evaluate: Callable | None = None, resume: bool = True) -> ProbeResult:
+    """Train ``model`` end to end with masked BCE via :func:`aulib.train.fit`, then predict ``test_loader``."""
+    cfg = cfg or TrainConfig()
+    method = SupervisedBCE(model, pos_weight, cost_manipulation, au_mask)
+    history = fit(method, train_loader, cfg, out_dir=out_dir, resume=resume, evaluate=evaluate)
+    probs, labels, valid = predict(model, test_loader, cfg.device, flip_tta=flip_tta, progress=cfg.progress)
+    return ProbeResult(probs, labels, valid, model, history)
+
+
+__all__ = [
+    "ProbeConfig", "ProbeResult", "SupervisedBCE", "extract_features", "finetune", "linear_probe", "make_head",
+    "masked_bce", "predict", "predict_head", "seed_everything", "train_head", "unpack_batch",
+]

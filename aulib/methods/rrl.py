@@ -1,0 +1,558 @@
+"""RRL: self-supervised facial AU learning with region and relation learning (Song & Liu; rrl.md).
+
+BYOL-style pretraining of an encoder f on unlabeled faces with three terms (Eq.7):
+
+    global   (Eq.2)    online prediction of view 1 regresses the target projection of view 2 (and back)
+    local    (Eq.3)    per-AU vectors pooled from f's feature map with landmark attention maps (Sec. 2.2)
+    relation (Eq.4-6)  OT between online and target AU vectors priced by C = 1 - M (AU co-occurrence)
+
+    L_all = a1 L_glo + a2 L_loc + a3 L_corr,   (a1, a2, a3) = (0.4, 0.6, 1.0)            (Eq.7)
+
+Online network: encoder f_theta, local head (3x3 conv + map-weighted pooling), projector g_theta, predictor
+q_theta. Target network: EMA copies of f, the local head and g (Eq.1), m cosine 0.98 -> 1.0.
+Only f is kept for the downstream linear protocol.
+
+Batches: ``image`` (B, 2, C, H, W) two augmented views and ``landmarks`` (B, 2, 68, 2) their landmarks
+(:class:`TwoViewAugment` makes them from a :class:`aulib.data.dataset.FrameDataset` sample); a batch with one
+view (B, C, H, W) is used as both views (the "no augmentation" ablation). The AU attention maps are built in
+the step from the *transformed* landmarks, so they follow the flips.
+
+Where the paper is silent (documented choices): the local vectors come from the stride-16 stage of f (14x14
+for a 224 input, the paper's map size; Swin-T stage 3, VGG-16 block 5), the global vector from the last
+stage; the OT is solved on the encoder-level AU vectors o_k / t_k; every term is symmetrised over the two
+views as BYOL does; the lr schedule is cosine without warm-up and the weight decay follows its own cosine
+(applied decoupled, as AdamW does, after each step).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aulib.data.au_maps import au_attention_maps, resize_maps
+from aulib.losses.byol import byol_loss
+from aulib.losses.local_byol import local_byol_loss
+from aulib.losses.ot_relation import ot_relation_loss, relation_cost
+from aulib.methods.base import Method
+from aulib.models import create_backbone
+
+BP4D_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
+DISFA_AUS = (1, 2, 4, 6, 9, 12, 25, 26)
+
+
+# --------------------------------------------------------------------------------------------- schedules
+
+
+def cosine_schedule(start: float, end: float, step: int, total: int) -> float:
+    """Value at ``step`` of ``total`` on a half cosine from ``start`` (step 0) to ``end`` (step total)."""
+    t = min(max(step / max(total, 1), 0.0), 1.0)
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def scaled_lr(base_lr: float, batch_size: int) -> float:
+    """RRL's linear scaling rule: lr = base * BS / 256 (base 0.05 in the paper)."""
+    return base_lr * batch_size / 256
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, online: nn.Module, m: float) -> None:
+    """Eq.1: xi <- m * xi + (1 - m) * theta for every parameter; buffers (BN statistics) are copied."""
+    for pt, po in zip(target.parameters(), online.parameters()):
+        pt.mul_(m).add_(po.detach(), alpha=1.0 - m)  # Eq.1
+    for bt, bo in zip(target.buffers(), online.buffers()):
+        bt.copy_(bo)
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+@dataclass
+class RRLConfig:
+    """Everything of one RRL pretraining; a profile's "rrl" section and the ablation flags map onto it."""
+
+    backbone: str = "swin_t"  # registry name (swin_t, vgg16, swin_tiny_test, ...) or "vgg_tiny"
+    backbone_kwargs: dict = field(default_factory=dict)  # e.g. img_size=64 for Swin
+    in_chans: int = 3
+    image_size: int = 224
+    aus: tuple[int, ...] = BP4D_AUS  # K AU attention maps (12 on BP4D, 8 on DISFA)
+    local_stride: int = 16  # feature stage the AU vectors are pooled from
+    hidden_dim: int = 4096  # projector / predictor MLP width (BYOL)
+    proj_dim: int = 256
+    use_local: bool = True  # Table 3 "Local"
+    use_corr: bool = True  # Table 3 "Correlation"
+    alphas: tuple[float, float, float] = (0.4, 0.6, 1.0)  # Eq.7
+    ot_reg: float = 0.05  # entropic regularisation of the Sinkhorn solver (C in [0, 1])
+    ot_iters: int = 100
+    ot_normalize: bool = True  # Eq.5 on l2-normalised vectors (UniVIP)
+    m_start: float = 0.98  # Eq.1 EMA, cosine to m_end
+    m_end: float = 1.0
+    base_lr: float = 0.05  # lr = base_lr * BS / 256 (AdamW, cosine)
+    batch_size: int = 256
+    wd_start: float = 0.04  # weight decay cosine 0.04 -> 0.4
+    wd_end: float = 0.4
+    map_variant: str = "ellipse"  # "ellipse" (RRL) or "square" (EAC-Net)
+    map_sigma: float = 3.0
+    map_size: int = 14
+
+    @classmethod
+    def from_dict(cls, d: dict, strict: bool = True) -> RRLConfig:
+        names = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - names)
+        if unknown and strict:
+            raise TypeError(f"unknown RRLConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
+        d = {k: (tuple(v) if k in ("aus", "alphas") else v) for k, v in d.items() if k in names}
+        return cls(**d)
+
+    @property
+    def lr(self) -> float:
+        return scaled_lr(self.base_lr, self.batch_size)
+
+
+# --------------------------------------------------------------------------------------------- networks
+
+
+def build_backbone(name: str, in_chans: int = 3, **kwargs: Any) -> nn.Module:
+    """Registry backbone, plus "vgg_tiny": VGG's layout (3x3 convs, 5 max-pools) with widths 16-128."""
+    if name == "vgg_tiny":
+        from timm.models.vgg import VGG
+
+        cfg = [16, "M", 32, "M", 64, 64, "M", 128, 128, "M", 128, 128, "M"]
+        model = VGG(cfg, num_classes=0, in_chans=in_chans, mlp_ratio=kwargs.pop("mlp_ratio", 0.0625), **kwargs)
+        return model
+    return create_backbone(name, in_chans=in_chans, **kwargs)
+
+
+class Encoder(nn.Module):
+    """f: image (B, C, H, W) -> global vector (B, D) and the stride-``local_stride`` feature map (B, C', h, w)."""
+
+    def __init__(self, backbone: nn.Module, local_stride: int = 16):
+        super().__init__()
+        self.backbone = backbone
+        if hasattr(backbone, "pre_logits"):  # VGG's 4096-wide conv MLP head is not part of f's features
+            backbone.pre_logits = nn.Identity()
+        info = backbone.feature_info
+        strides = [int(i["reduction"]) for i in info]
+        cand = [i for i, s in enumerate(strides) if s <= local_stride]
+        if not cand:
+            raise ValueError(f"backbone has no stage with stride <= {local_stride}; stage strides: {strides}")
+        self.local_index = cand[-1]  # the last stage at that stride
+        self.local_dim = int(info[self.local_index]["num_chs"])
+        self.nhwc = getattr(backbone, "output_fmt", "NCHW") == "NHWC"
+        self.dim = int(info[-1]["num_chs"])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        final, inter = self.backbone.forward_intermediates(x, indices=[self.local_index], norm=False)
+        if self.nhwc:
+            final = final.permute(0, 3, 1, 2)
+        return final.mean((2, 3)), inter[0]  # (B, D), (B, C', h, w)
+
+
+def mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
+    """BYOL's projector / predictor: Linear-BN-ReLU-Linear."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, out))
+
+
+class LocalHead(nn.Module):
+    """The local feature learning network: a small CNN on f's feature map, then one vector per AU by
+    attention-map-weighted average pooling: o_k = sum_p i_k(p) h(p) / sum_p i_k(p)."""
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(in_dim, out_dim, 3, padding=1, bias=False), nn.BatchNorm2d(out_dim),
+                                  nn.ReLU(inplace=True))
+
+    def forward(self, fmap: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        h = self.conv(fmap)  # (B, D, h, w)
+        w = resize_maps(maps, h.shape[-2:]).to(h.dtype)  # (B, K, h, w)
+        w = w / w.sum((2, 3), keepdim=True).clamp_min(1e-6)
+        return torch.einsum("bkhw,bdhw->bkd", w, h)  # (B, K, D)
+
+
+class Branch(nn.Module):
+    """One network (online or target): encoder f, local head and projector g."""
+
+    def __init__(self, encoder: Encoder, hidden: int, proj: int, use_local: bool):
+        super().__init__()
+        self.encoder = encoder
+        self.local = LocalHead(encoder.local_dim, encoder.dim) if use_local else None
+        self.projector = mlp(encoder.dim, hidden, proj)
+
+    def forward(self, x: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        g, fmap = self.encoder(x)  # (B, D), (B, C', h, w)
+        out = {"g": g, "z_g": self.projector(g)}  # (B, D), (B, P)
+        if self.local is not None:
+            loc = self.local(fmap, maps)  # (B, K, D)
+            b, k, d = loc.shape
+            out["loc"] = loc
+            out["z_loc"] = self.projector(loc.reshape(b * k, d)).view(b, k, -1)  # (B, K, P) shared g
+        return out
+
+
+# --------------------------------------------------------------------------------------------- method
+
+
+class RRL(Method):
+    """RRL pretraining (Eq.1-7). ``relation`` is the (K, K) AU relation matrix M (needed when use_corr)."""
+
+    def __init__(self, cfg: RRLConfig, relation: np.ndarray | torch.Tensor | None = None):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.use_corr and not cfg.use_local:
+            # the OT is between AU vectors; "+corr" without the local loss still builds them (Table 3 col 3)
+            pass
+        self.needs_local = cfg.use_local or cfg.use_corr
+        kw = dict(cfg.backbone_kwargs)
+        if cfg.backbone.startswith("swin") and "img_size" not in kw:
+            kw["img_size"] = cfg.image_size
+        backbone = build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw)
+        self.online = Branch(Encoder(backbone, cfg.local_stride), cfg.hidden_dim, cfg.proj_dim, self.needs_local)
+        self.predictor = mlp(cfg.proj_dim, cfg.hidden_dim, cfg.proj_dim)
+        self.target = copy.deepcopy(self.online)
+        for p in self.target.parameters():
+            p.requires_grad_(False)
+        if cfg.use_corr:
+            if relation is None:
+                raise ValueError("use_corr=True needs the AU relation matrix M (aulib.data.stats.cooccurrence "
+                                 "of the training labels)")
+            cost = relation_cost(relation)  # Eq.4
+            if cost.shape != (len(cfg.aus), len(cfg.aus)):
+                raise ValueError(f"relation matrix is {tuple(cost.shape)} but cfg.aus has {len(cfg.aus)} AUs")
+            self.register_buffer("cost", cost)
+        else:
+            self.cost = None
+        self.momentum = cfg.m_start
+
+    # ---- encoder for the downstream protocol
+    @property
+    def encoder(self) -> Encoder:
+        return self.online.encoder
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Frozen online features: ``global`` (B, D) and, with landmarks and a local head, ``local`` (B, K, D)."""
+        g, fmap = self.online.encoder(images)
+        out = {"global": g}
+        if landmarks is not None and self.online.local is not None:
+            out["local"] = self.online.local(fmap, self.attention_maps(landmarks, images.shape[-2:]))
+        return out
+
+    def attention_maps(self, landmarks: torch.Tensor, hw: Sequence[int]) -> torch.Tensor:
+        return au_attention_maps(landmarks, self.cfg.aus, tuple(hw), out_size=self.cfg.map_size,
+                                 variant=self.cfg.map_variant, sigma=self.cfg.map_sigma)  # (B, K, 14, 14)
+
+    # ---- training
+    def _views(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        x, lm = batch["image"], batch.get("landmarks")
+        if x.ndim == 4:  # one view: both networks see the same image (no augmentation)
+            x = torch.stack([x, x], 1)
+            lm = None if lm is None else torch.stack([lm, lm], 1)
+        if x.ndim != 5 or x.shape[1] != 2:
+            raise ValueError(f"RRL expects batch['image'] (B, 2, C, H, W) or (B, C, H, W); got {tuple(x.shape)}")
+        if self.needs_local and lm is None:
+            raise ValueError("RRL's local / relation terms need batch['landmarks'] (B, 2, 68, 2)")
+        m1 = m2 = None
+        if self.needs_local:
+            maps = self.attention_maps(lm.flatten(0, 1), x.shape[-2:])  # (2B, K, 14, 14)
+            maps = maps.view(x.shape[0], 2, *maps.shape[1:])
+            m1, m2 = maps[:, 0], maps[:, 1]
+        return x[:, 0], x[:, 1], m1, m2
+
+    def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
+        x1, x2, m1, m2 = self._views(batch)
+        cfg = self.cfg
+        on1, on2 = self.online(x1, m1), self.online(x2, m2)
+        with torch.no_grad():
+            self.target.train()
+            tg1, tg2 = self.target(x1, m1), self.target(x2, m2)
+        p1, p2 = self.predictor(on1["z_g"]), self.predictor(on2["z_g"])  # (B, P) q(z^g)
+        terms: dict[str, torch.Tensor] = {}
+        terms["global"] = byol_loss(p1, tg2["z_g"], p2, tg1["z_g"])  # Eq.2, symmetrised
+        total = cfg.alphas[0] * terms["global"]
+        if cfg.use_local:
+            b, k, _ = on1["z_loc"].shape
+            pl1 = self.predictor(on1["z_loc"].flatten(0, 1)).view(b, k, -1)  # (B, K, P) q(z^k)
+            pl2 = self.predictor(on2["z_loc"].flatten(0, 1)).view(b, k, -1)
+            terms["local"] = 0.5 * (local_byol_loss(pl1, tg2["z_loc"], p1)
+                                    + local_byol_loss(pl2, tg1["z_loc"], p2))  # Eq.3, symmetrised
+            total = total + cfg.alphas[1] * terms["local"]
+        if cfg.use_corr:
+            kw = dict(cost=self.cost, reg=cfg.ot_reg, max_iter=cfg.ot_iters, normalize=cfg.ot_normalize)
+            terms["corr"] = 0.5 * (ot_relation_loss(on1["loc"], tg2["loc"], on1["g"], tg2["g"], **kw)
+                                   + ot_relation_loss(on2["loc"], tg1["loc"], on2["g"], tg1["g"], **kw))  # Eq.6
+            total = total + cfg.alphas[2] * terms["corr"]
+        terms["loss"] = total  # Eq.7
+        terms["momentum"] = torch.tensor(self.momentum)
+        return terms
+
+    def parameter_groups(self) -> list[dict]:
+        """Online f, g, local head and q; biases and norm weights are never decayed (DINO's rule). The
+        optimiser's own weight decay is 0: the cosine weight-decay schedule is applied here, decoupled."""
+        decay, no_decay = [], []
+        for mod in (self.online, self.predictor):
+            for n, p in mod.named_parameters():
+                if p.requires_grad:
+                    (no_decay if p.ndim <= 1 or n.endswith(".bias") else decay).append(p)
+        self._decay_params = decay
+        return [{"params": decay, "weight_decay": 0.0}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def current_lr(self, step: int, total_steps: int) -> float:
+        return cosine_schedule(self.cfg.lr, 0.0, step, total_steps)
+
+    def current_wd(self, step: int, total_steps: int) -> float:
+        return cosine_schedule(self.cfg.wd_start, self.cfg.wd_end, step, total_steps)
+
+    def current_momentum(self, step: int, total_steps: int) -> float:
+        return cosine_schedule(self.cfg.m_start, self.cfg.m_end, step, total_steps)
+
+    @torch.no_grad()
+    def on_after_optimizer_step(self, step: int, total_steps: int) -> None:
+        # decoupled weight decay p <- p (1 - lr_t wd_t), the AdamW update with the scheduled wd
+        lr, wd = self.current_lr(step, total_steps), self.current_wd(step, total_steps)
+        params = getattr(self, "_decay_params", None)
+        if params is None:
+            self.parameter_groups()
+            params = self._decay_params
+        for p in params:
+            p.mul_(1.0 - lr * wd)
+        self.momentum = self.current_momentum(step + 1, total_steps)  # m for the update after this step
+        ema_update(self.target, self.online, self.momentum)  # Eq.1
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self.cfg).items() if k in ("backbone", "use_local", "use_corr"))
+
+
+# --------------------------------------------------------------------------------------------- augmentation
+
+
+@dataclass
+class ViewAug:
+    """One view's augmentation (probabilities and strengths); RRL uses different colour values per view."""
+
+    flip: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grey: float = 0.2
+    blur: float = 1.0  # probability of a Gaussian blur
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224 px; scaled with the image size
+    rotation: float = 0.0  # degrees; the paper uses no geometric augmentation besides the flip
+
+
+# BYOL's asymmetric pair (blur always vs rarely) with RRL's per-view colour strengths
+VIEW1 = ViewAug()
+VIEW2 = ViewAug(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.05, blur=0.1)
+
+
+class TwoViewAugment:
+    """FrameDataset transform: sample -> ``image`` (2, C, H, W) and ``landmarks`` (2, 68, 2), two views made
+    with torchvision.transforms.v2; flips (and rotations) move the landmarks, so AU maps follow them.
+    ``augment=False`` returns the image twice (Table 4's "without augmentation")."""
+
+    def __init__(self, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2, augment: bool = True, image_size: int = 224):
+        self.augment = augment
+        self.pipes = [self._pipeline(v, image_size) for v in (view1, view2)]
+
+    @staticmethod
+    def _pipeline(v: ViewAug, size: int):
+        from torchvision.transforms import v2
+
+        from aulib.data.transforms import FaceHorizontalFlip
+
+        k = max(3, int(round(0.1 * size)) // 2 * 2 + 1)  # BYOL: kernel ~10% of the image
+        s = size / 224
+        ops = [FaceHorizontalFlip(v.flip)]
+        if v.rotation > 0:
+            ops.append(v2.RandomRotation(v.rotation))
+        ops += [v2.RandomApply([v2.ColorJitter(v.brightness, v.contrast, v.saturation, v.hue)], p=v.jitter_p),
+                v2.RandomGrayscale(v.grey),
+                v2.RandomApply([v2.GaussianBlur(k, (v.blur_sigma[0] * s, v.blur_sigma[1] * s))], p=v.blur)]
+        return v2.Compose(ops)
+
+    def __call__(self, sample: dict) -> dict:
+        if sample["image"].shape[-3] != 3:
+            raise ValueError("TwoViewAugment needs 3-channel images (FrameDataset(channels=3)); colour jitter "
+                             f"and greyscale are undefined for {sample['image'].shape[-3]} channel(s)")
+        views = [p(dict(sample)) for p in self.pipes] if self.augment else [sample, sample]
+        out = dict(sample)
+        out["image"] = torch.stack([v["image"].as_subclass(torch.Tensor) for v in views])  # (2, C, H, W)
+        out["landmarks"] = torch.stack([v["landmarks"].as_subclass(torch.Tensor) for v in views])  # (2, 68, 2)
+        return out
+
+
+# --------------------------------------------------------------------------------------------- experiments
+# Pretraining / linear-protocol drivers used by the notebook and the benchmark. They import the trainer and
+# the evaluation layer lazily (those layers sit above the methods).
+
+#: Table 3 (components) and Table 4 (backbone, augmentation) rows as RRLConfig overrides + augmentation flag
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "global": dict(use_local=False, use_corr=False),
+    "global+local": dict(use_local=True, use_corr=False),
+    "global+corr": dict(use_local=False, use_corr=True),
+    "global+local+corr": dict(use_local=True, use_corr=True),  # RRL; also Table 4 "Swin-T + augment"
+    "swin, no augment": dict(use_local=True, use_corr=True, augment=False),
+    "vgg, no augment": dict(use_local=True, use_corr=True, augment=False, backbone="@vgg"),
+}
+
+
+def variant_config(base: RRLConfig, name: str, vgg_backbone: str = "vgg16",
+                   vgg_kwargs: dict | None = None) -> tuple[RRLConfig, bool]:
+    """(RRLConfig, augment) of ablation ``name`` (see :data:`ABLATIONS`)."""
+    if name not in ABLATIONS:
+        raise KeyError(f"unknown RRL ablation {name!r}; valid: {', '.join(ABLATIONS)}")
+    over = dict(ABLATIONS[name])
+    augment = over.pop("augment", True)
+    if over.get("backbone") == "@vgg":
+        over["backbone"], over["backbone_kwargs"] = vgg_backbone, dict(vgg_kwargs or {})
+    d = asdict(base)
+    d.update(over)
+    return RRLConfig.from_dict(d), augment
+
+
+def relation_matrix(ds, rows: np.ndarray | None = None, aus: Sequence[int] | None = None) -> np.ndarray:
+    """M (K, K) = P(AU_j | AU_i) counted on the labels of ``rows`` (the training subjects), Fig. 2."""
+    from aulib.data.stats import cooccurrence
+
+    labels, valid = ds.au_matrix()
+    if rows is not None:
+        labels, valid = labels[rows], valid[rows]
+    if aus is not None:
+        missing = [a for a in aus if a not in ds.aus]
+        if missing:
+            raise KeyError(f"AU(s) {missing} are not labelled in {ds.meta.name}; its AUs: {ds.aus}")
+        idx = [ds.aus.index(a) for a in aus]
+        labels, valid = labels[:, idx], valid[:, idx]
+    return cooccurrence(labels, valid)
+
+
+def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment: bool = True, seed: int = 0,
+                    num_workers: int = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2):
+    """Shuffled two-view loader over ``ds`` (labels are carried by FrameDataset but never read by RRL)."""
+    from torch.utils.data import DataLoader
+
+    from aulib.data.dataset import FrameDataset
+
+    fd = FrameDataset(ds, rows, transform=TwoViewAugment(view1, view2, augment, cfg.image_size),
+                      size=cfg.image_size, channels=cfg.in_chans)
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(fd, batch_size=min(cfg.batch_size, len(fd)), shuffle=True, drop_last=True, generator=g,
+                      num_workers=num_workers)
+
+
+def pretrain(ds, cfg: RRLConfig, relation: np.ndarray | None, epochs: int, augment: bool = True, seed: int = 0,
+             rows: np.ndarray | None = None, device: str = "auto", out_dir=None, progress: bool = True,
+             num_workers: int = 0) -> tuple[RRL, Any]:
+    """Self-supervised RRL pretraining on the (unlabelled) frames ``rows`` of ``ds``: AdamW,
+    lr = base_lr * BS / 256 with a cosine decay, the weight-decay and momentum schedules of the method.
+    Returns (method, per-epoch history)."""
+    from aulib.train import TrainConfig, fit, seed_everything
+
+    seed_everything(seed)
+    method = RRL(cfg, relation if cfg.use_corr else None)
+    loader = pretrain_loader(ds, cfg, rows, augment, seed, num_workers)
+    tc = TrainConfig(epochs=epochs, optimizer="adamw", lr=cfg.lr, weight_decay=0.0, schedule="cosine", seed=seed,
+                     device=device, progress=progress)
+    history = fit(method, loader, tc, out_dir=out_dir, resume=out_dir is not None)
+    return method.cpu().eval(), history
+
+
+def random_encoder(cfg: RRLConfig, seed: int = 0) -> Encoder:
+    """The encoder f with random weights: the no-pretraining baseline of the linear protocol."""
+    torch.manual_seed(seed)
+    kw = dict(cfg.backbone_kwargs)
+    if cfg.backbone.startswith("swin") and "img_size" not in kw:
+        kw["img_size"] = cfg.image_size
+    return Encoder(build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw), cfg.local_stride).eval()
+
+
+def _global_features(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return encoder(x)[0]
+
+
+def encoder_features(encoder: Encoder, ds, rows: np.ndarray | None = None, image_size: int = 224,
+                     in_chans: int = 3, batch_size: int = 128, device: str = "auto",
+                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(global features (N, D), labels (N, K), valid (N, K)) of the frozen encoder over ``rows``."""
+    from torch.utils.data import DataLoader
+
+    from aulib.data.dataset import FrameDataset
+    from aulib.eval import extract_features
+
+    fd = FrameDataset(ds, rows, size=image_size, channels=in_chans)
+    loader = DataLoader(fd, batch_size=batch_size, shuffle=False)
+    return extract_features(encoder, loader, device, feature_fn=_global_features, progress=progress)
+
+
+def linear_protocol(encoder: Encoder, ds, folds: Sequence[int] = (1, 2, 3), image_size: int = 224,
+                    in_chans: int = 3, probe: dict | None = None, device: str = "auto", progress: bool = True,
+                    **columns: Any) -> Any:
+    """RRL's downstream protocol on the subject-exclusive folds of ``ds``: frozen f, BatchNorm1d + Linear
+    without bias, BCE per AU, F1. Features are extracted once; one head per fold. Tidy frame: one row per
+    fold x AU (``f1`` etc.) plus ``columns``."""
+    import pandas as pd
+
+    from aulib.data.folds import fold_split
+    from aulib.eval import ProbeConfig
+    from aulib.eval.metrics import per_au_table
+    from aulib.eval.protocols import predict_head, train_head
+
+    feats, labels, valid = encoder_features(encoder, ds, None, image_size, in_chans, device=device,
+                                            progress=progress)
+    pc = ProbeConfig(**{"head": "bn_linear", "progress": False, "device": device, **(probe or {})})
+    tables = []
+    for fold in folds:
+        tr, te = fold_split(ds, fold, k=3)
+        head = train_head(feats[tr], labels[tr], valid[tr], pc)
+        probs = predict_head(head, feats[te])
+        tables.append(per_au_table(labels[te].numpy(), probs, valid[te].numpy(), aus=ds.aus, fold=fold,
+                                   **columns))
+    return pd.concat(tables, ignore_index=True)
+
+
+@torch.no_grad()
+def embeddings(method: RRL, ds, rows: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Online global (N, D) and local (N, K, D) vectors of ``rows`` (maps from the frames' own landmarks)."""
+    from aulib.data.dataset import FrameDataset
+
+    fd = FrameDataset(ds, rows, size=method.cfg.image_size, channels=method.cfg.in_chans)
+    method.eval()
+    glob, loc = [], []
+    for i in range(0, len(fd), batch_size):
+        items = [fd[j] for j in range(i, min(i + batch_size, len(fd)))]
+        x = torch.stack([it["image"] for it in items])
+        lm = torch.stack([it["landmarks"] for it in items])
+        out = method.embed(x, lm)
+        glob.append(out["global"])
+        if "local" in out:
+            loc.append(out["local"])
+    res = {"global": torch.cat(glob).numpy()}
+    if loc:
+        res["local"] = torch.cat(loc).numpy()
+    return res
+
+
+@torch.no_grad()
+def transport_plans_of(method: RRL, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(plan (B, K, K), a (B, K), b (B, K)) the relation loss uses for view 1 online vs view 2 target."""
+    from aulib.losses.ot_relation import ot_marginals, transport_plans
+
+    if method.cost is None or method.online.local is None:
+        raise ValueError("this RRL variant has no relation term (use_corr=False)")
+    was = method.training
+    method.eval()
+    x1, x2, m1, m2 = method._views(batch)
+    on, tg = method.online(x1, m1), method.target(x2, m2)
+    a = ot_marginals(on["loc"], tg["g"], method.cfg.ot_normalize)
+    b = ot_marginals(tg["loc"], on["g"], method.cfg.ot_normalize)
+    plan = transport_plans(method.cost, a, b, reg=method.cfg.ot_reg, max_iter=method.cfg.ot_iters)
+    method.train(was)
+    return plan, a, b

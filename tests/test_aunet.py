@@ -1,0 +1,283 @@
+"""AUNet: FAN (blocks, checkpoint loading, localisation), the AU head with TDN, the VAE, the method and cost."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import make_dataset
+
+from aulib.data.schema import DatasetError
+from aulib.methods.aunet import (
+    VARIANTS,
+    AUNetConfig,
+    AUNetMethod,
+    FeatureBankDataset,
+    adjacency_l2,
+    dependency_f1,
+    fan_feature_bank,
+    make_loader,
+    require_temporal_order,
+)
+from aulib.models.aunet import AUVAE, AUHead, ResNet18A
+from aulib.models.fan import (
+    FAN,
+    CheckpointMismatchError,
+    ConvBlock,
+    HourGlass,
+    heatmap_argmax,
+    landmark_heatmaps,
+    load_fan_weights,
+    nme,
+)
+
+
+def _zero_convs(block: ConvBlock):
+    for conv in (block.conv1, block.conv2, block.conv3):
+        torch.nn.init.zeros_(conv.weight)
+
+
+# ----------------------------------------------------------------------------------------------- FAN blocks
+def test_convblock_shapes_and_multiscale_split():
+    b = ConvBlock(16, 32)
+    assert (b.conv1.out_channels, b.conv2.out_channels, b.conv3.out_channels) == (16, 8, 8)
+    assert b(torch.randn(2, 16, 9, 7)).shape == (2, 32, 9, 7)
+
+
+def test_convblock_residual_is_identity_when_branches_are_zero():
+    b = ConvBlock(8, 8).eval()
+    _zero_convs(b)
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.equal(b(x), x)  # same width: the residual is the input itself
+
+
+def test_convblock_projects_the_residual_when_widths_differ():
+    b = ConvBlock(8, 16).eval()
+    _zero_convs(b)
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.allclose(b(x), b.downsample(x))
+    assert b.downsample[2].kernel_size == (1, 1)
+
+
+def test_hourglass_keeps_resolution_and_rejects_too_small_maps():
+    hg = HourGlass(depth=3, features=16)
+    assert hg(torch.randn(1, 16, 16, 16)).shape == (1, 16, 16, 16)
+    with pytest.raises(ValueError, match="too small"):
+        hg(torch.randn(1, 16, 4, 4))
+
+
+def test_fan_outputs_and_au_features():
+    fan = FAN(width=32, depth=3).eval()
+    x = torch.rand(2, 3, 64, 64)
+    hms = fan(x)
+    assert len(hms) == 2 and all(h.shape == (2, 68, 16, 16) for h in hms)
+    f = fan.au_features(x)
+    assert f.shape == (2, 96, 16, 16) and fan.feature_channels == 96
+    out = fan.forward_all(x)
+    att = out.heatmaps[-1].sum(1, keepdim=True)
+    assert torch.allclose(f[:, 32:64], out.hourglass[0] * att)  # F_h1 * summed-heatmap attention
+    assert torch.allclose(f[:, :32], out.stem)
+    assert fan.au_features(torch.rand(1, 1, 64, 64)).shape == (1, 96, 16, 16)  # grey input is expanded
+
+
+def test_published_fan_size():
+    fan = FAN()  # 2 stacks, width 256
+    assert abs(sum(p.numel() for p in fan.parameters()) / 1e6 - 12.11) < 0.05  # paper: ~12.11M
+
+
+def test_heatmap_argmax_recovers_points():
+    pts = torch.tensor([[[10.0, 22.0], [40.0, 6.0], [2.0, 60.0]]])
+    hm = landmark_heatmaps(pts, (16, 16), stride=4.0, sigma=1.0)
+    rec = heatmap_argmax(hm, stride=4.0)
+    assert (rec - pts).abs().max() <= 2.0  # within half a heatmap cell
+
+
+def test_nme_hand_case():
+    true = np.zeros((1, 68, 2))
+    true[0, 36], true[0, 45] = (0, 0), (10, 0)  # inter-ocular distance 10
+    pred = true.copy()
+    pred[0, :, 0] += 1.0  # every point off by 1 px
+    assert np.isclose(nme(pred, true)[0], 0.1)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+def test_fan_checkpoint_roundtrip_with_public_layouts(tmp_path):
+    src = FAN(width=32, depth=3).eval()
+    sd = src.state_dict()
+    assert "m0.b2_plus_1.conv1.weight" in sd and "l1.weight" in sd and "al0.weight" in sd  # public names
+    torch.save({"state_dict": {f"module.{k}": v for k, v in sd.items()}}, tmp_path / "fan.pth.tar")
+    dst = FAN(width=32, depth=3).eval()
+    report = load_fan_weights(dst, tmp_path / "fan.pth.tar")
+    assert len(report.mapped) == len(sd) and not report.missing and not report.unexpected
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(src(x)[-1], dst(x)[-1])
+
+
+def test_fan_checkpoint_mismatch_names_keys(tmp_path):
+    sd = FAN(width=32, depth=3).state_dict()
+    sd.pop("l1.weight")
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save(sd, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointMismatchError) as e:
+        load_fan_weights(FAN(width=32, depth=3), tmp_path / "bad.pt")
+    assert "l1.weight" in str(e.value) and "extra.weight" in str(e.value)
+    torch.save(FAN(width=16, depth=3).state_dict(), tmp_path / "narrow.pt")
+    with pytest.raises(CheckpointMismatchError, match=r"conv1\.weight: checkpoint \(4, 3, 7, 7\)"):
+        load_fan_weights(FAN(width=32, depth=3), tmp_path / "narrow.pt")
+    report = load_fan_weights(FAN(width=32, depth=3), tmp_path / "bad.pt", strict=False)
+    assert report.missing == ["l1.weight"] and report.unexpected == ["extra.weight"]
+    with pytest.raises(FileNotFoundError):
+        load_fan_weights(FAN(width=32, depth=3), tmp_path / "nope.pt")
+
+
+# ----------------------------------------------------------------------------------------------- head / TDN
+def test_au_head_shapes_and_tdn_requires_triplet():
+    f = torch.randn(3, 48, 16, 16)
+    assert AUHead(48, 5, width=16, hidden=8).eval()(f).shape == (3, 5)
+    tdn = AUHead(48, 5, width=16, hidden=8, tdn=True).eval()
+    assert tdn(f, f, f).shape == (3, 5)
+    with pytest.raises(ValueError, match="t-T and t\\+T"):
+        tdn(f)
+
+
+def test_tdn_with_identical_frames_equals_static_path_with_zero_difference():
+    torch.manual_seed(0)
+    head = AUHead(48, 5, width=16, hidden=8, tdn=True).eval()
+    f = torch.randn(2, 48, 16, 16)
+    zero_diff = torch.zeros(2, 96, 16, 16)
+    assert torch.allclose(head(f, f, f), head.forward_diff(f, zero_diff))
+    # and the difference branch matters when frames differ
+    assert not torch.allclose(head(f + 1.0, f, f - 1.0), head(f, f, f))
+    # only differences enter the motion path: ordering (t - (t-T), (t+T) - t)
+    d = AUHead.differences(torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1), 3 * torch.ones(1, 1, 1, 1))
+    assert d.flatten().tolist() == [1.0, 2.0]
+
+
+def test_head_sizes_match_paper():
+    n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    assert abs(n(AUHead(768, 12)) - 1.86) < 0.02          # paper: AU-FAN trainable ~1.86M
+    assert abs(n(AUHead(768, 12, tdn=True)) - 2.66) < 0.02  # paper: AUNet trainable ~2.66M
+    assert abs(n(ResNet18A(12, tdn=False)) - 11.38) < 0.3   # paper: ResNet18 ~11.38M
+
+
+def test_head_flops_match_paper():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    f = torch.zeros(1, 768, 64, 64)
+    for head, paper in ((AUHead(768, 12).eval(), 3.02), (AUHead(768, 12, tdn=True).eval(), 3.84)):
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            head(f, f, f) if head.tdn else head(f)
+        gmacs = fc.get_total_flops() / 2e9  # the paper's "flops" are multiply-accumulates
+        assert abs(gmacs - paper) / paper < 0.02
+
+
+def test_resnet18a_shapes():
+    m = ResNet18A(4, in_chans=1, tdn=True, channels=(8, 16, 32, 64), stem_width=8).eval()
+    assert m(torch.rand(2, 3, 1, 64, 64)).shape == (2, 4)
+    with pytest.raises(ValueError, match="triplets"):
+        m(torch.rand(2, 1, 64, 64))
+    plain = ResNet18A(4, in_chans=1, tdn=False, channels=(8, 16, 32, 64), stem_width=8).eval()
+    assert plain(torch.rand(2, 1, 64, 64)).shape == (2, 4)
+
+
+def test_vae_shapes_and_deterministic_eval():
+    vae = AUVAE(12, 8).eval()
+    y = torch.randint(0, 2, (4, 12)).float()
+    recon, mu, logvar = vae(y)
+    assert recon.shape == (4, 12) and mu.shape == logvar.shape == (4, 8)
+    assert torch.equal(vae(y)[0], recon)
+
+
+# ----------------------------------------------------------------------------------------------- data / method
+def test_triplets_stay_in_their_sequence_and_clamp():
+    ds = make_dataset(n_subjects=2, seqs=3, frames=7)
+    ds.frames = ds.frames.sample(frac=1.0, random_state=0).reset_index(drop=True)  # rows out of order
+    prev, nxt = require_temporal_order(ds, 3)
+    f = ds.frames
+    key = f.subject + "/" + f.sequence
+    assert (key.to_numpy()[prev] == key.to_numpy()).all() and (key.to_numpy()[nxt] == key.to_numpy()).all()
+    fr = f.frame.to_numpy()
+    assert np.array_equal(fr[prev], np.maximum(fr - 3, 0))
+    assert np.array_equal(fr[nxt], np.minimum(fr + 3, 6))
+
+
+def test_tdn_on_a_dataset_without_temporal_order_says_so():
+    ds = make_dataset(n_subjects=4, seqs=3, frames=1)  # single frames: no temporal order
+    cfg = AUNetConfig(variant="au_tdn", n_aus=3, image_size=16, batch_size=4)
+    with pytest.raises(DatasetError, match="no temporal order"):
+        make_loader(ds, np.arange(len(ds)), cfg, train=True)
+    make_loader(ds, np.arange(len(ds)), AUNetConfig(variant="au_fan", n_aus=3), train=True)  # static is fine
+
+
+def test_unknown_variant_lists_valid():
+    with pytest.raises(ValueError, match="au_fan"):
+        AUNetConfig(variant="aunet2")
+
+
+def _tiny_cfg(variant):
+    return AUNetConfig(variant=variant, n_aus=3, image_size=64, fan_width=16, fan_depth=3, head_width=16,
+                       head_hidden=8, head_blocks=3, latent=2, temporal_offset=2, batch_size=4,
+                       resnet_channels=(8, 16, 32, 64), resnet_stem=8, channels=1)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_training_step_trains_only_the_head(variant):
+    torch.manual_seed(0)
+    ds = make_dataset(n_subjects=2, seqs=1, frames=6, size=64)
+    cfg = _tiny_cfg(variant)
+    fan = FAN(width=16, depth=3)
+    method = AUNetMethod(cfg, np.full(3, 1 / 3), fan=fan, vae=AUVAE(3, 2))
+    batch = next(iter(make_loader(ds, np.arange(len(ds)), cfg, train=True)))
+    frozen = {k: v.clone() for k, v in method.state_dict().items() if k.startswith(("fan.", "vae."))}
+    opt = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=1e-2)
+    method.train()
+    assert method.fan is None or not method.fan.training  # frozen FAN keeps its BatchNorm statistics
+    out = method.training_step(batch, 0)
+    assert torch.isfinite(out["loss"]) and ("cons" in out) == VARIANTS[variant]["vae"]
+    out["loss"].backward()
+    opt.step()
+    after = method.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in frozen.items())
+
+
+def test_feature_bank_path_equals_image_path_and_mirror_averaging():
+    torch.manual_seed(0)
+    ds = make_dataset(n_subjects=2, seqs=1, frames=5, size=64)
+    fan = FAN(width=16, depth=3).eval()
+    bank = fan_feature_bank(fan, ds, size=64, dtype=torch.float32, progress=False)
+    for variant in ("au_fan", "au_tdn"):
+        cfg = _tiny_cfg(variant)
+        m = AUNetMethod(cfg, np.full(3, 1 / 3), fan=fan).eval()
+        rows = np.arange(len(ds))
+        img_logits, _ = m.predict(make_loader(ds, rows, cfg, train=False))
+        bank_logits, _ = m.predict(make_loader(ds, rows, cfg, train=False, bank=bank))
+        assert np.allclose(img_logits, bank_logits, atol=1e-4)
+        b = next(iter(make_loader(ds, rows, cfg, train=False)))
+        with torch.no_grad():
+            manual = 0.5 * (m(b) + m({k: (v.flip(-1) if k in ("image", "images") else v) for k, v in b.items()}))
+        assert np.allclose(img_logits[: len(manual)], manual.numpy(), atol=1e-5)
+    shared = FeatureBankDataset(bank, ds, np.arange(len(ds)), temporal_offset=1, flip_p=1.0)[2]["feature_triplet"]
+    assert torch.equal(shared, bank["mirror"][[1, 2, 3]])  # the flip is shared by the three frames
+
+
+# ----------------------------------------------------------------------------------------------- Table X metrics
+def test_adjacency_metrics():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2, (200, 1))
+    labels = np.hstack([a, a, 1 - a, rng.integers(0, 2, (200, 1))])  # AU0~AU1 (+), AU0~AU2 (-), AU3 free
+    assert adjacency_l2(labels, labels) == 0.0 and dependency_f1(labels, labels) == 1.0
+    indep = rng.integers(0, 2, (200, 4))
+    assert adjacency_l2(indep, labels) > 0.3
+    # prediction that keeps only the positive pair: 1 of 3 label edges (0-1 +, 0-2 -, 1-2 -) -> F1 = 2*1/(1+3)
+    pred = np.hstack([a, a, rng.integers(0, 2, (200, 1)), rng.integers(0, 2, (200, 1))])
+    assert np.isclose(dependency_f1(pred, labels, threshold=0.3), 0.5)
+
+
+def test_predictions_frame_is_tidy():
+    from aulib.methods.aunet import predictions_frame
+
+    ds = make_dataset(n_subjects=2, seqs=1, frames=3, size=64)
+    cfg = _tiny_cfg("au_fan")
+    m = AUNetMethod(cfg, np.full(3, 1 / 3), fan=FAN(width=16, depth=3))
+    df = predictions_frame(m, ds, np.arange(len(ds)), variant="au_fan", fold=1)
+    assert isinstance(df, pd.DataFrame) and len(df) == len(ds) * 3
+    assert set(df.au) == {"AU1", "AU2", "AU4"} and (df.variant == "au_fan").all()

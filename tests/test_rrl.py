@@ -1,0 +1,146 @@
+"""RRL method: EMA (Eq.1) by hand, the m / lr / wd schedules, ablation switches, a falling loss on a fixed
+batch, two-view augmentation keeping landmarks consistent, and the linear protocol on a tiny synthetic set."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from aulib.methods.rrl import (ABLATIONS, RRL, RRLConfig, TwoViewAugment, cosine_schedule, ema_update, scaled_lr,
+                               variant_config)
+
+AUS = (1, 2, 4, 12)
+
+
+def _tiny(**kw) -> RRLConfig:
+    base = dict(backbone="swin_tiny_test", image_size=64, local_stride=8, hidden_dim=32, proj_dim=16,
+                batch_size=8, aus=AUS)
+    base.update(kw)
+    return RRLConfig(**base)
+
+
+def _relation(k=len(AUS)):
+    m = np.full((k, k), 0.3)
+    np.fill_diagonal(m, 1.0)
+    return m
+
+
+def _batch(b=8, s=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lm = torch.rand(b, 2, 68, 2, generator=g) * 24 + 20
+    lm[..., 39, 0], lm[..., 42, 0] = 28.0, 36.0
+    return {"image": torch.rand(b, 2, 3, s, s, generator=g), "landmarks": lm}
+
+
+def test_ema_update_matches_eq1_by_hand():
+    online, target = nn.Linear(2, 1), nn.Linear(2, 1)
+    with torch.no_grad():
+        online.weight.copy_(torch.tensor([[1.0, 2.0]]))
+        online.bias.fill_(3.0)
+        target.weight.copy_(torch.tensor([[-1.0, 0.0]]))
+        target.bias.fill_(1.0)
+    ema_update(target, online, 0.9)
+    torch.testing.assert_close(target.weight, torch.tensor([[-0.8, 0.2]]))  # 0.9*xi + 0.1*theta
+    torch.testing.assert_close(target.bias, torch.tensor([1.2]))
+
+
+def test_method_ema_uses_the_scheduled_momentum():
+    torch.manual_seed(0)
+    m = RRL(_tiny(use_local=False, use_corr=False))
+    with torch.no_grad():
+        for p in m.online.parameters():
+            p.add_(1.0)  # make online and target differ
+    before = [p.detach().clone() for p in m.target.parameters()]
+    online = [p.detach().clone() for p in m.online.parameters()]
+    m.parameter_groups()
+    m.cfg.wd_start = m.cfg.wd_end = 0.0  # isolate Eq.1 from the weight decay
+    m.on_after_optimizer_step(step=1, total_steps=4)  # m at step 2 of 4: halfway, 0.99
+    assert m.momentum == pytest.approx(0.99)
+    for t0, th, t1 in zip(before, online, m.target.parameters()):
+        torch.testing.assert_close(t1, 0.99 * t0 + 0.01 * th)
+
+
+def test_schedules_start_middle_end():
+    assert cosine_schedule(0.98, 1.0, 0, 100) == pytest.approx(0.98)
+    assert cosine_schedule(0.98, 1.0, 50, 100) == pytest.approx(0.99)
+    assert cosine_schedule(0.98, 1.0, 100, 100) == pytest.approx(1.0)
+    m = RRL(_tiny(use_local=False, use_corr=False, batch_size=512))
+    assert scaled_lr(0.05, 512) == pytest.approx(0.1)
+    assert [m.current_lr(s, 10) for s in (0, 5, 10)] == pytest.approx([0.1, 0.05, 0.0])
+    assert [m.current_wd(s, 10) for s in (0, 5, 10)] == pytest.approx([0.04, 0.22, 0.4])
+    assert [m.current_momentum(s, 10) for s in (0, 5, 10)] == pytest.approx([0.98, 0.99, 1.0])
+    # a quarter of the way: the cosine, not a straight line
+    assert m.current_wd(2.5, 10) == pytest.approx(0.4 + (0.04 - 0.4) * 0.5 * (1 + math.cos(math.pi / 4)))
+
+
+def test_weight_decay_is_decoupled_and_skips_biases():
+    m = RRL(_tiny(use_local=False, use_corr=False, batch_size=256, base_lr=0.5))  # lr 0.5
+    decay = m.parameter_groups()[0]["params"]
+    w = decay[0].detach().clone()
+    bias = [p for n, p in m.online.named_parameters() if n.endswith(".bias")][0].detach().clone()
+    m.on_after_optimizer_step(0, 10)  # lr 0.5, wd 0.04 -> factor 0.98
+    torch.testing.assert_close(decay[0], w * (1 - 0.5 * 0.04))
+    torch.testing.assert_close([p for n, p in m.online.named_parameters() if n.endswith(".bias")][0], bias)
+
+
+@pytest.mark.parametrize("name", list(ABLATIONS))
+def test_every_ablation_builds_and_reports_its_terms(name):
+    cfg, augment = variant_config(_tiny(), name, vgg_backbone="vgg_tiny")
+    m = RRL(cfg, _relation())
+    out = m.training_step(_batch(), 0)
+    expect = {"global"} | ({"local"} if cfg.use_local else set()) | ({"corr"} if cfg.use_corr else set())
+    assert expect <= set(out) and not ({"local", "corr"} - expect) & set(out)
+    total = sum(a * out[k] for a, k in zip(cfg.alphas, ("global", "local", "corr")) if k in out)  # Eq.7
+    torch.testing.assert_close(out["loss"], total)
+    assert augment == (name not in ("swin, no augment", "vgg, no augment"))
+
+
+def test_corr_needs_the_relation_matrix_and_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="relation matrix"):
+        RRL(_tiny())
+    with pytest.raises(ValueError, match="4 AUs"):
+        RRL(_tiny(), _relation(5))
+    with pytest.raises(KeyError, match="valid"):
+        variant_config(_tiny(), "local only")
+    with pytest.raises(TypeError, match="valid fields"):
+        RRLConfig.from_dict({"lr_base": 1.0})
+
+
+def test_loss_falls_on_a_fixed_batch():
+    torch.manual_seed(0)
+    m = RRL(_tiny(), _relation())
+    opt = torch.optim.AdamW(m.parameter_groups(), lr=1e-3)
+    batch = _batch()
+    losses = []
+    for step in range(12):
+        out = m.training_step(batch, step)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        m.on_after_optimizer_step(step, 1000)
+        losses.append(float(out["loss"].detach()))
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.05
+
+
+def test_two_view_augment_keeps_landmarks_with_the_flip():
+    from aulib.data.transforms import IBUG_MIRROR, to_sample
+    from aulib.methods.rrl import ViewAug
+
+    img = torch.zeros(3, 32, 32)
+    img[:, :, :8] = 1.0  # a bright stripe on the left
+    lm = torch.rand(68, 2) * 31
+    always_flip = ViewAug(flip=1.0, jitter_p=0.0, grey=0.0, blur=0.0)
+    never = ViewAug(flip=0.0, jitter_p=0.0, grey=0.0, blur=0.0)
+    out = TwoViewAugment(always_flip, never, image_size=32)(to_sample(img, lm))
+    assert out["image"].shape == (2, 3, 32, 32) and out["landmarks"].shape == (2, 68, 2)
+    torch.testing.assert_close(out["image"][0], img.flip(-1))
+    torch.testing.assert_close(out["image"][1], img)
+    expected = lm.clone()
+    expected[:, 0] = 31 - expected[:, 0]
+    torch.testing.assert_close(out["landmarks"][0], expected[IBUG_MIRROR])
+    same = TwoViewAugment(always_flip, always_flip, augment=False, image_size=32)(to_sample(img, lm))
+    torch.testing.assert_close(same["image"][0], same["image"][1])
+    with pytest.raises(ValueError, match="3-channel"):
+        TwoViewAugment(image_size=32)(to_sample(torch.zeros(1, 32, 32), lm))
