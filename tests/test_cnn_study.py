@@ -21,6 +21,7 @@ from aulib.methods.cnn_study import (
     augmentation,
     frames_subset,
     per_au_bce,
+    split_validation,
     subjects_subset,
 )
 from aulib.models import create_backbone
@@ -268,3 +269,28 @@ def test_subjects_subset_fixes_the_frame_budget():
         assert ds.frames.subject.iloc[sub].nunique() == n_subj
     with pytest.raises(ValueError, match="fewer"):
         subjects_subset(ds, rows, 0.1, frame_budget=0.2)
+
+
+def test_validation_split_is_subject_exclusive():
+    ds = make_dataset(n_subjects=10, seqs=1, frames=4)
+    rows = np.arange(len(ds))
+    tr, va = split_validation(ds, rows, 0.2, seed=3)
+    subj = ds.frames.subject.to_numpy()
+    assert len(set(subj[va])) == 2 and not set(subj[tr]) & set(subj[va])
+    assert len(tr) + len(va) == len(rows)
+    tr0, va0 = split_validation(ds, rows, 0.0)
+    assert len(va0) == 0 and len(tr0) == len(rows)
+
+
+def test_bad_inputs_say_what_is_wrong():
+    from aulib.methods.cnn_study import make_train_loader
+    from aulib.models import UnknownBackboneError
+
+    with pytest.raises(UnknownBackboneError, match="lightcnn9"):
+        CNNStudy(CNNStudyConfig(backbone="lightcnn-7"))
+    with pytest.raises(ValueError, match="oversampling"):
+        CNNStudyConfig(balancing="smote")
+    ds = make_dataset(n_subjects=2, frames=3, aus=(1, 2))
+    ds.frames["AU2"] = 0  # AU2 never active in the training rows
+    with pytest.raises(ValueError, match="AU2 has no positive"):
+        make_train_loader(ds, np.arange(len(ds)), CNNStudyConfig(image_size=16, balancing="oversampling"))

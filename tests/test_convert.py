@@ -21,6 +21,10 @@ def _synth(preset, **kw):
     return synthetic.generate(synthetic.SynthConfig(**cfg))
 
 
+def _all_units(ds):
+    return sorted({s + f"T{i + 1}" for s in ds.subjects for i in range(ds.frames.sequence.nunique())})
+
+
 def _expected(ds, name):
     """Rows of ``ds`` in the order a converter returns them (subject, sequence, frame), and which survive."""
     order = np.lexsort((ds.frames.frame.to_numpy(), ds.frames.sequence.to_numpy(), ds.frames.subject.to_numpy()))
@@ -97,6 +101,40 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
         out = convert("bp4d", tmp_path / "raw", tmp_path / "out", progress=False)
     assert len(calls) == 6 - 2                                      # 3 subjects x 2 tasks, 2 already done
     assert len(out) == len(ds) and not work_dir_for(tmp_path / "out").exists()
+
+
+def test_resume_redoes_a_unit_whose_labels_changed(tmp_path, monkeypatch):
+    ds = _synth("bp4d", n_subjects=2)
+    export(ds, tmp_path / "raw", "bp4d")
+    from aulib.data.convert import _engine
+
+    real, done = _engine.process_unit, []
+
+    def stop_after_two(unit, *a, **k):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(unit.subject + unit.sequence)
+        return real(unit, *a, **k)
+
+    monkeypatch.setattr(_engine, "process_unit", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        convert("bp4d", tmp_path / "raw", tmp_path / "out", progress=False)
+    # the user fixes a label of a task that was already converted, then resumes
+    subject = sorted(ds.subjects)[0]
+    csv = tmp_path / "raw" / "AUCoding" / "AU_OCC" / f"{subject}_T1.csv"
+    lines = csv.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = "1" if cells[1] != "1" else "0"
+    lines[1] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n")
+    calls = []
+    monkeypatch.setattr(_engine, "process_unit", lambda unit, *a, **k: (calls.append(unit.subject + unit.sequence),
+                                                                         real(unit, *a, **k))[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConversionWarning)
+        out = convert("bp4d", tmp_path / "raw", tmp_path / "out", progress=False)
+    assert sorted(calls) == sorted([subject + "T1", *(u for u in _all_units(ds) if u not in done)])
+    assert out.frames.AU1.iloc[0] == int(cells[1])
 
 
 def test_changed_options_restart_instead_of_mixing_shards(tmp_path):

@@ -160,6 +160,21 @@ def test_disfa_landmark_files(tmp_path):
     np.testing.assert_allclose(ds.landmarks[1][IDX_66], pts + 1, atol=1e-4)
 
 
+def test_disfa_missing_landmark_file_reuses_the_previous_frame(tmp_path):
+    from scipy.io import savemat
+
+    _disfa_tree(tmp_path / "raw", n_frames=3, n_video=3)
+    pts = np.random.default_rng(1).uniform(2, 14, (66, 2))
+    d = tmp_path / "raw" / "Landmark_Points" / "SN001" / "tmp_frame_lm"
+    d.mkdir(parents=True)
+    savemat(d / "SN001_0000_lm.mat", {"pts": pts})
+    savemat(d / "SN001_0002_lm.mat", {"pts": pts + 2})      # frame 2's file is missing
+    ds = convert("disfa", tmp_path / "raw", tmp_path / "out", progress=False)
+    np.testing.assert_allclose(ds.landmarks[1][IDX_66], pts, atol=1e-4)
+    np.testing.assert_allclose(ds.landmarks[2][IDX_66], pts + 2, atol=1e-4)
+    assert len(ds.skipped) == 1 and "frame 2" in ds.skipped.problem[0]
+
+
 def test_point_layout_conversions():
     rng = np.random.default_rng(0)
     p68 = rng.normal(size=(68, 2))

@@ -277,7 +277,7 @@ def test_video_is_temporally_smooth_with_au_episodes():
     y, _ = ds.au_matrix()
     changes = (y[1:] != y[:-1])[same].mean()
     assert changes < 0.12
-    for s, g in f.groupby(["subject", "sequence"]):
+    for _s, g in f.groupby(["subject", "sequence"]):
         lab = y[g.index.to_numpy()]
         assert (lab.sum(0) > 0).any() and ((1 - lab).sum(0) > 0).any()
 
@@ -327,3 +327,17 @@ def test_au_strength_and_label_noise_knobs():
     y0, _ = weak.au_matrix()
     y1, _ = noisy.au_matrix()
     assert 0.05 < (y0 != y1).mean() < 0.4
+
+
+@pytest.mark.parametrize("pose", [dict(theta=0.2, scale=1.1, tx=0.05, ty=-0.04, yaw=0.25),
+                                  dict(theta=-0.15, scale=0.9, tx=-0.06, ty=0.05, yaw=-0.3)])
+def test_landmarks_match_the_drawn_face_under_head_pose(pose):
+    """The pupils are dark exactly where the (posed) landmarks put the eye centres."""
+    v = np.zeros((1, len(AU_UNION)), np.float32)
+    img, lm = render_faces(v, pose=pose, image_size=224)
+    g = img[0, ..., 0].astype(float)
+    for eye in ((37, 38, 40, 41), (43, 44, 46, 47)):
+        x, y = lm[0, list(eye)].mean(0)
+        assert g[int(y), int(x)] < 40, (eye, g[int(y), int(x)])
+    x, y = lm[0, 30]  # nose tip is skin, not background
+    assert abs(g[int(y), int(x)] - g.mean()) < 80

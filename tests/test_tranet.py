@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -236,7 +237,7 @@ def test_align_dataset_puts_nose_mid_point_at_centre():
     assert face_centre_row(out.landmarks, 24) == pytest.approx(0.5, abs=1e-4)
 
 
-def test_run_folds_on_a_tiny_dataset_gives_tidy_scores():
+def test_run_variants_on_a_tiny_dataset_gives_tidy_scores():
     from conftest import make_dataset
 
     ds = make_dataset(n_subjects=6, seqs=1, frames=6, aus=(1, 6, 12), size=32)
@@ -247,3 +248,43 @@ def test_run_folds_on_a_tiny_dataset_gives_tidy_scores():
     assert df.f1.between(0, 1).all() and df.accuracy.between(0, 1).all() and (df.epochs >= 1).all()
     assert set(kept) == {("TRA-Net", 1, 0)}
     assert math.isfinite(df.train_s.sum())
+
+
+# ----------------------------------------------------------------------------------------- paper numbers, claims
+def test_paper_tables_agree_with_the_papers_own_averages():
+    from aulib.methods.tranet import paper_table1, paper_table2
+
+    # the paper's Avg column is the mean of its 8 AUs, except four cells where the paper itself is off
+    known_off = {("f1", "EAC"), ("f1", "DRML"), ("accuracy", "EAC"), ("t2", "SENet-50 + HM + CBAM w/o ST")}
+    for metric in ("f1", "accuracy"):
+        t = paper_table1(metric)
+        for m in t.columns:
+            if (metric, m) not in known_off:
+                assert abs(t[m].iloc[:8].mean() - t.loc["Avg", m]) < 0.1, (metric, m)
+    t2 = paper_table2()
+    for v in t2.index:
+        if ("t2", v) not in known_off:
+            assert abs(t2.loc[v].iloc[:8].mean() - t2.loc[v, "Avg"]) < 0.1, v
+    assert paper_table1("f1").loc["AU1", "TRA"] == 56.9 and paper_table1("accuracy").loc["Avg", "TRA"] == 95.9
+    assert list(t2.index) == list(VARIANTS)
+
+
+def test_claims_table_measures_differences_and_paired_tests():
+    from scipy.stats import ttest_rel
+
+    from aulib.methods.tranet import claims_table
+
+    rows = []
+    for fold in (1, 2, 3):
+        for i, au in enumerate(DISFA):
+            rows.append({"variant": "TRA-Net", "fold": fold, "seed": 0, "au": f"AU{au}", "f1": 50 + i + fold})
+            rows.append({"variant": "TRA-Net with residual structure", "fold": fold, "seed": 0, "au": f"AU{au}",
+                         "f1": 48 + i + fold + (fold == 2)})
+    c = claims_table(pd.DataFrame(rows))
+    assert list(c.claim) == ["no residual beats residual"]  # the other claims' variants are absent
+    r = c.iloc[0]
+    a = [50 + i + f for f in (1, 2, 3) for i in range(8)]
+    b = [48 + i + f + (f == 2) for f in (1, 2, 3) for i in range(8)]
+    assert r["diff"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert r["p"] == pytest.approx(ttest_rel(a, b).pvalue)
+    assert r["direction_as_paper"] and r["n_pairs"] == 24

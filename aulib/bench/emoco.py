@@ -52,7 +52,9 @@ def _time(fn: Callable[[], None], device: torch.device, steps: int, warmup: int)
 
 def _settings(args) -> dict:
     quick = bool(getattr(args, "quick", False))
-    dev = getattr(args, "device", None) or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = getattr(args, "device", None) or "auto"
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
     s = dict(device=torch.device(dev), quick=quick,
              backbone="resnet_tiny" if quick else "resnet50",
              batch_size=16 if quick else 256, image_size=64 if quick else 224,

@@ -47,7 +47,7 @@ def ot_marginals(local: torch.Tensor, global_: torch.Tensor, normalize: bool = T
 @torch.no_grad()
 def transport_plans(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, reg: float = 0.05,
                     max_iter: int = 100, tol: float = 1e-6) -> torch.Tensor:
-    """(B, K, K) entropic OT plans for B problems at once (POT ``ot.batch.solve_batch``, Sinkhorn-Knopp).
+    """(B, K, K) entropic OT plans for B problems at once (POT ``ot.batch.solve_batch``, log-domain Sinkhorn).
 
     cost (K, K) shared or (B, K, K); a, b (B, K) marginals summing to 1. Solved in float32 without gradient
     (the plan is a constant of the loss)."""
@@ -57,7 +57,7 @@ def transport_plans(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor, reg: f
         cost = cost.expand(a.shape[0], *cost.shape)
     if cost.shape != (a.shape[0], a.shape[1], b.shape[1]):
         raise ValueError(f"cost {tuple(cost.shape)} does not fit marginals a {tuple(a.shape)}, b {tuple(b.shape)}")
-    res = solve_batch(cost.contiguous(), reg=reg, a=a, b=b, method="sinkhorn", max_iter=max_iter, tol=tol,
+    res = solve_batch(cost.contiguous(), reg=reg, a=a, b=b, method="log_sinkhorn", max_iter=max_iter, tol=tol,
                       grad="detach")
     return res.plan
 

@@ -340,12 +340,14 @@ class AUNetMethod(Method):
         return {"loss": loss, **out}
 
     def consistency(self, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Distance between predictions p and labels y seen through the frozen VAE (encoder: Eq.3)."""
+        """Distance between predictions p and labels y seen through the frozen VAE: in its latent space (Eq.3),
+        or with ``align="label"`` in label space, the paper's rejected alternative (Sec. V-E, "aligning output of
+        the decoder"), which aulib reads as BCE between the decoded prediction D(mu_p) and the labels."""
         mu_p, lv_p = self.vae.encode(p)                                        # (B, d) each
+        if self.cfg.align == "label":
+            return F.binary_cross_entropy_with_logits(self.vae.decode(mu_p), y)
         with torch.no_grad():
             mu_g, lv_g = self.vae.encode(y)
-        if self.cfg.align == "label":  # the paper's rejected alternative: align the decoder outputs
-            return F.mse_loss(torch.sigmoid(self.vae.decode(mu_p)), torch.sigmoid(self.vae.decode(mu_g)))
         return latent_consistency(mu_p, lv_p, mu_g, lv_g, self.cfg.consistency)
 
     @torch.no_grad()
@@ -443,6 +445,20 @@ def make_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, train:
                       drop_last=train and len(rows) > cfg.batch_size)
 
 
+def au_weights(labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Eq.1 weights w_i = (1/r_i) / sum_k (1/r_k). An AU with no positive in a (tiny) training fold would get an
+    infinite weight; there the rates get one pseudo-positive and a warning says so."""
+    try:
+        return inverse_rate_weights(labels, valid)
+    except ValueError as e:
+        import warnings
+
+        warnings.warn(f"{e}; using rates with one pseudo-positive per AU", stacklevel=2)
+        y = np.where(valid, labels, 0)
+        r = (y.sum(0) + 1) / (valid.sum(0) + 2)
+        return (1 / r) / (1 / r).sum()
+
+
 def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig, fan: FAN | None = None,
                   vae: AUVAE | None = None, bank: dict | None = None, device: str = "auto",
                   progress: bool = True, out_dir: str | Path | None = None, seed: int = 0
@@ -450,9 +466,11 @@ def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig
     """Build and train one variant on ``train_rows``; Eq.1 weights come from the same rows."""
     from aulib.train import fit
 
+    from aulib.train import seed_everything
+
     labels, valid = ds.au_matrix()
-    w = inverse_rate_weights(labels[train_rows], valid[train_rows])  # Eq.1 w_i
-    method = AUNetMethod(cfg, w, fan=fan, vae=vae)
+    seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs
+    method = AUNetMethod(cfg, au_weights(labels[train_rows], valid[train_rows]), fan=fan, vae=vae)
     loader = make_loader(ds, train_rows, cfg, train=True, bank=bank)
     hist = fit(method, loader, cfg.train_config(device=device, progress=progress, seed=seed), out_dir=out_dir)
     return method, hist

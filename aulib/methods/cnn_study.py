@@ -401,6 +401,23 @@ def subjects_subset(ds: CanonicalDataset, rows: np.ndarray, subject_fraction: fl
     return np.sort(np.concatenate(keep))
 
 
+def split_validation(ds: CanonicalDataset, rows: np.ndarray, fraction: float, seed: int = 0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) rows: ``fraction`` of the subjects of ``rows`` (at least one when fraction > 0) are
+    held out for choosing the best epoch (Sec. II-C), subject-exclusive. ``fraction=0`` -> (rows, empty)."""
+    rows = np.asarray(rows)
+    if fraction <= 0:
+        return rows, rows[:0]
+    groups = _by_subject(ds, rows)
+    names = list(groups)
+    if len(names) < 2:
+        raise ValueError("a validation split needs at least 2 training subjects")
+    n_val = min(len(names) - 1, max(1, int(round(fraction * len(names)))))
+    val = {names[i] for i in np.random.default_rng(seed).permutation(len(names))[:n_val]}
+    is_val = np.isin(ds.frames.subject.to_numpy()[rows], list(val))
+    return rows[~is_val], rows[is_val]
+
+
 # --------------------------------------------------------------------------------------------- driver
 @dataclass
 class RunResult:

@@ -51,6 +51,9 @@ class EmoCoConfig:
     use_cont: bool = True  # L_cont
     use_emo: bool = True  # L_emo
     intra_norm: bool = True  # N of Eq.4 (False: plain L2 normalisation)
+    # lr of C alone (None: the trainer's). Not in the paper: a short CPU schedule needs a faster C, because
+    # |w_y| bounds the logits of the unit q (Eq.2) and scales the gradient L_emo sends into the encoder.
+    classifier_lr: float | None = None
     backbone_kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -241,6 +244,16 @@ class EmoCo(Method):
         return F.normalize(w, dim=1) if self.cfg.intra_norm else torch.zeros_like(w)
 
     # --- training ---------------------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        own = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
+        groups = [{"params": own}]
+        if self.cfg.use_emo:
+            cls = {"params": list(self.classifier.parameters())}
+            if self.cfg.classifier_lr is not None:
+                cls["lr"] = self.cfg.classifier_lr
+            groups.append(cls)
+        return groups
+
     def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         x_q, y = batch["q"], batch["emotion"].long()

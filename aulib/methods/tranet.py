@@ -138,6 +138,7 @@ class TRANetConfig:
     hflip: float = 0.5
     val_fraction: float = 0.2  # of the training subjects, watched for early stopping
     val_max_frames: int | None = None  # subsample the validation frames (speed)
+    num_workers: int = 0  # DataLoader workers (GPU runs: image loading is the bottleneck)
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -234,11 +235,13 @@ def train_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: TRANetConfig, seed
     w = (positive_sample_weights(y[:, has_pos], v[:, has_pos]) if has_pos.any()
          else np.ones(len(rows)))  # (N,) frames with rare AUs weigh more
     sampler = WeightedRandomBatchSampler(w, cfg.batch_size, cfg.batches_per_epoch, seed=seed)
-    return DataLoader(data, batch_sampler=sampler)
+    return DataLoader(data, batch_sampler=sampler, num_workers=cfg.num_workers,
+                      persistent_workers=cfg.num_workers > 0)
 
 
 def eval_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: TRANetConfig, batch_size: int = 256) -> DataLoader:
-    return DataLoader(FrameDataset(ds, rows, size=cfg.image_size, channels=cfg.in_chans), batch_size=batch_size)
+    return DataLoader(FrameDataset(ds, rows, size=cfg.image_size, channels=cfg.in_chans), batch_size=batch_size,
+                      num_workers=cfg.num_workers)
 
 
 def split_validation(ds: CanonicalDataset, rows: np.ndarray, fraction: float, seed: int = 0,

@@ -80,9 +80,12 @@ def convert(name: str, src: str | os.PathLike, out: str | os.PathLike, *, lenien
         attach(s.units, read_landmark_table(table_path), src)
     elif lm_mode not in (None, "dlib", "template"):
         raise DatasetError(table_path, "landmark file does not exist")
+    tag = repr(sorted(dataset_options.items()))
+    if lm_mode not in ("dlib", "template") and table_path.is_file():
+        tag += f"|{table_path.resolve()}|{table_path.stat().st_mtime_ns}"
     opts = Options(align=align, image_size=image_size, channels=channels,
                    landmarks=lm_mode if lm_mode in ("dlib", "template") else None,
-                   lenient=lenient, workers=max(1, int(workers)), progress=progress)
+                   lenient=lenient, workers=max(1, int(workers)), progress=progress, tag=tag)
     ds = run(s, src, out, opts, issues)
     ds.summary = summary_table(ds, mod.NAME)  # type: ignore[attr-defined]
     check_totals(ds, mod.NAME)

@@ -112,6 +112,7 @@ class Options:
     lenient: bool = False
     workers: int = 1
     progress: bool = True
+    tag: str = ""                     # anything else that changes the output (dataset options, landmark file)
 
     def fingerprint(self, src: Path, name: str) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in ("workers", "progress")}
@@ -187,45 +188,83 @@ def _landmarks_for(img: np.ndarray, rec: FrameRec, opts: Options, where: str) ->
 
 
 def _decode_video(path: str, wanted: Sequence[int]) -> dict[int, np.ndarray]:
-    """Frames ``wanted`` (0-based) of a video as RGB uint8, decoded in one sequential pass (PyAV)."""
+    """{index: RGB uint8 frame} for a few ``wanted`` 0-based frames (used to probe the output size)."""
+    return dict(_iter_video(path, wanted))
+
+
+def unit_key(unit: Unit) -> str:
+    """Hash of everything a unit's shard is built from: a shard is reused on resume only if the labels, files
+    and landmarks it came from are unchanged (a label fixed between runs is picked up)."""
+    h = hashlib.sha1(f"{unit.subject}|{unit.sequence}|{unit.video}".encode())
+    for r in unit.frames:
+        h.update(f"{r.frame}|{sorted(r.labels.items())}|{r.source}|{r.image}|{r.video_index}|{r.box}|"
+                 f"{r.subject}|{r.sequence}".encode())
+        if r.landmarks is not None:
+            h.update(np.round(np.asarray(r.landmarks, dtype=np.float64), 4).tobytes())
+    return h.hexdigest()
+
+
+def _iter_video(path: str, wanted: Sequence[int]):
+    """Yield (index, RGB uint8 frame) for the ``wanted`` 0-based frames, streaming (one frame in memory)."""
     try:
         import av
     except ImportError as exc:
         raise DatasetError(path, "decoding videos needs PyAV: pip install 'aulib[video]' (or pip install av)") from exc
     want = set(int(i) for i in wanted)
     last = max(want) if want else -1
-    got: dict[int, np.ndarray] = {}
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if i in want:
-                    got[i] = frame.to_ndarray(format="rgb24")
+                    yield i, frame.to_ndarray(format="rgb24")
                 if i >= last:
                     break
     except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
         raise DatasetError(path, f"cannot decode video ({exc})") from exc
-    return got
+
+
+def _unit_images(unit: Unit):
+    """Yield (rec, image or DatasetError) in the unit's order; video frames are decoded in one streaming pass."""
+    if unit.video is None:
+        for rec in unit.frames:
+            try:
+                yield rec, read_image(rec.image)
+            except DatasetError as exc:
+                yield rec, exc
+        return
+    by_index = {}
+    for rec in unit.frames:
+        by_index.setdefault(rec.video_index, []).append(rec)
+    decoded = 0
+    for i, img in _iter_video(unit.video, list(by_index)):
+        decoded += 1
+        for rec in by_index.pop(i):
+            yield rec, img
+    for i in sorted(by_index):  # the video ended first
+        for rec in by_index[i]:
+            yield rec, DatasetError(unit.video, f"the labels ({rec.source}) need video frame {i} (0-based) but the "
+                                    f"video ends before it ({decoded} of the wanted frames could be decoded)")
 
 
 def process_unit(unit: Unit, opts: Options, size: int, channels: int, shard: Path) -> int:
-    """Decode, (align,) store one unit as shard files; returns the number of frames kept."""
-    images, lms, rows, skipped = [], [], [], []
-    video_frames: dict[int, np.ndarray] = {}
-    if unit.video is not None:
-        video_frames = _decode_video(unit.video, [r.video_index for r in unit.frames])
-    for rec in unit.frames:
+    """Decode, (align,) store one unit as shard files; returns the number of frames kept. Frames are written
+    straight into a memory-mapped shard, so a 5,000-frame video never sits in memory at once."""
+    tmp = shard.with_name(shard.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    n = len(unit.frames)
+    images = np.lib.format.open_memmap(tmp / "images_all.npy", mode="w+", dtype=np.uint8,
+                                       shape=(max(n, 1), size, size, channels))
+    lms = np.zeros((n, 68, 2), np.float32)
+    rows, skipped = [], []
+    for rec, img in _unit_images(unit):
         where = rec.image if rec.image is not None else f"{unit.video}, frame {rec.video_index}"
         try:
-            if unit.video is not None:
-                if rec.video_index not in video_frames:
-                    n = len(video_frames)
-                    raise DatasetError(unit.video, f"the labels ({rec.source}) need video frame {rec.video_index} "
-                                       f"(0-based) but the video ends before it ({n} of the wanted frames decoded)")
-                img = video_frames[rec.video_index]
-            else:
-                img = read_image(rec.image)
+            if isinstance(img, DatasetError):
+                raise img
             lm = _landmarks_for(img, rec, opts, where)
             out, out_lm = _frame_to_output(img, lm, rec, opts, size, channels)
         except DatasetError as exc:
@@ -233,23 +272,27 @@ def process_unit(unit: Unit, opts: Options, size: int, channels: int, shard: Pat
                 raise
             skipped.append({"file": exc.file, "row": exc.row, "problem": exc.problem})
             continue
-        images.append(out)
-        lms.append(out_lm)
+        images[len(rows)] = out
+        lms[len(rows)] = out_lm
         rows.append({"subject": rec.subject or unit.subject, "sequence": rec.sequence or unit.sequence,
-                     "frame": rec.frame, "source": rec.source,
-                     **rec.labels})
-    arr = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
-    lm_arr = np.stack(lms).astype(np.float32) if lms else np.zeros((0, 68, 2), np.float32)
-    tmp = shard.with_name(shard.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
-    np.save(tmp / "images.npy", arr)
-    np.save(tmp / "landmarks.npy", lm_arr)
+                     "frame": rec.frame, "source": rec.source, **rec.labels})
+    k = len(rows)
+    if k == n and n > 0:
+        images.flush()
+        del images
+        os.replace(tmp / "images_all.npy", tmp / "images.npy")
+    else:  # some frames skipped (lenient): keep the first k
+        np.save(tmp / "images.npy", np.asarray(images[:k]))
+        del images
+        (tmp / "images_all.npy").unlink()
+    np.save(tmp / "landmarks.npy", lms[:k])
     pd.DataFrame(rows).to_parquet(tmp / "frames.parquet", index=False)
     pd.DataFrame(skipped, columns=["file", "row", "problem"]).to_csv(tmp / "skipped.csv", index=False)
+    (tmp / "key.txt").write_text(unit_key(unit))
     if shard.exists():
         shutil.rmtree(shard)
     os.replace(tmp, shard)
-    return len(rows)
+    return k
 
 
 def _process_in_worker(unit: Unit, opts: Options, size: int, channels: int, shard: Path):
@@ -320,7 +363,8 @@ def run(scan: Scan, src: Path, out: Path, opts: Options, issues: Issues,
     job.write_text(json.dumps({"fingerprint": fp, "name": scan.name, "units": len(units), "size": size,
                                "channels": channels}))
     shards = [work / "shards" / f"{i:06d}" for i in range(len(units))]
-    todo = [i for i, s in enumerate(shards) if not (s / "frames.parquet").is_file()]
+    todo = [i for i, s in enumerate(shards)
+            if not ((s / "key.txt").is_file() and (s / "key.txt").read_text() == unit_key(units[i]))]
     total = sum(len(units[i].frames) for i in todo)
     bar = tqdm(total=total, unit="frame", desc=f"convert {scan.name}", disable=not opts.progress)
     if len(units) - len(todo):

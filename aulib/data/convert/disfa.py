@@ -12,8 +12,10 @@ key ``pts`` (66, 2), NNNN = frame - 1)::
     <src>/Landmark_Points/SN001/tmp_frame_lm/SN001_0000_lm.mat   optional, 66 AAM points per frame
 
 Intensity is kept (``AU<k>_int``) and occurrence is intensity >= 2 (the field's rule). The 8 AUs of the
-protocol are kept by default (``aus=`` chooses others among the 12 coded). Where the release has no landmark
-file for a frame, ``aulib_landmarks.csv`` / ``landmarks='dlib'`` fill in. The 66 points become 68 with the
+protocol are kept by default (``aus=`` chooses others among the 12 coded). A frame whose landmark file is
+missing takes the previous frame's landmarks (listed in the skip list; the release lacks e.g. SN031's
+``l03631_lm.mat``, which OpenFace's DISFA script also patches this way); without a ``Landmark_Points`` folder,
+``aulib_landmarks.csv`` / ``landmarks='dlib'`` fill in. The 66 points become 68 with the
 inner mouth corners estimated (:func:`.landmarks.from_66`). Video decoding uses PyAV (``video`` extra).
 """
 
@@ -120,7 +122,7 @@ def scan(src: Path, issues: Issues, aus: tuple[int, ...] | str = DISFA_AUS) -> S
             issues.bad(src, f"video LeftVideo{subject}_comp.avi not found under {src}")
             continue
         lm_dir = src / "Landmark_Points" / subject / "tmp_frame_lm"
-        recs = []
+        recs, prev_lm = [], None
         for fr in frames:
             labels = {}
             for a in aus:
@@ -128,10 +130,15 @@ def scan(src: Path, issues: Issues, aus: tuple[int, ...] | str = DISFA_AUS) -> S
                 labels[au_column(a)] = int(v >= THRESHOLD)
                 labels[intensity_column(a)] = v
             lm = None
+            f0, d0 = per_au[ref_au]
             if lm_dir.is_dir():
                 lf = _landmark_file(lm_dir, subject, fr)
                 lm = load_landmarks(lf) if lf is not None else None
-            f0, d0 = per_au[ref_au]
+                if lm is None and prev_lm is not None:
+                    # the release misses a few files (OpenFace's DISFA script copies SN031's l03630 to l03631)
+                    lm = prev_lm
+                    issues.note(lm_dir, f"no landmark file for frame {fr}; the previous frame's landmarks are used")
+                prev_lm = lm
             recs.append(FrameRec(fr, labels, f"{f0.name}:{d0[fr][1]}", video_index=fr - 1, landmarks=lm))
         units.append(Unit(subject, "LeftVideo", recs, video=str(video)))
     return Scan(NAME, list(aus), ["occurrence", "intensity"], units,

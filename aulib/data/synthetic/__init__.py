@@ -22,14 +22,23 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
-from ..schema import AU_UNION, EMOTIONS, CanonicalDataset, DatasetMeta, au_column, intensity_column
-from .face import AU_INDEX, MEAN_SHAPE, N_AU, deform
-from .labels import (C_THRESHOLD, PRESETS, Preset, get_preset, sample_au_sequences, sample_emotion_sequences,
-                     subject_ids)
+from ..schema import AU_UNION, CanonicalDataset, DatasetMeta, au_column, intensity_column
+from .face import AU_DESCRIPTIONS, AU_INDEX, MEAN_SHAPE, N_AU, deform
+from .labels import (
+    C_THRESHOLD,
+    EMOTION_PROTOTYPES,
+    PRESETS,
+    Preset,
+    get_preset,
+    sample_au_sequences,
+    sample_emotion_sequences,
+    subject_ids,
+)
 from .render import Renderer
 from .video import neutral_identity, sample_identity, sample_sequence_nuisance
 
-__all__ = ["SynthConfig", "generate", "PRESETS", "Preset", "render_faces", "AU_UNION", "MEAN_SHAPE"]
+__all__ = ["SynthConfig", "generate", "PRESETS", "Preset", "render_faces", "AU_UNION", "AU_DESCRIPTIONS", "MEAN_SHAPE",
+           "EMOTION_PROTOTYPES"]
 
 GENERATOR_VERSION = "1"
 CHUNK = 64  # frames rendered together; fixed so results do not depend on the number of workers
@@ -53,7 +62,7 @@ class SynthConfig:
     nuisance: float = 1.0  # scales lighting, background, blur and sensor noise
     quirk_rate: float = 0.35  # fraction of people whose resting face resembles an AU
     seed: int = 0
-    workers: int | None = None  # render threads (None: up to 2); never changes the result
+    workers: int | None = None  # render threads (None: up to 4); never changes the result
     progress: bool = False
 
     def resolved(self) -> SynthConfig:
@@ -174,7 +183,7 @@ def generate(cfg: SynthConfig | None = None, **overrides) -> CanonicalDataset:
     n_chunks = (N + CHUNK - 1) // CHUNK
     chunk_seeds = render_root.spawn(n_chunks)
     renderer = Renderer(cfg.image_size, cfg.channels)
-    workers = cfg.workers if cfg.workers is not None else min(2, os.cpu_count() or 1)
+    workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
     images, lms = _render_all(fp, renderer, chunk_seeds, workers, cfg.progress)
     if cfg.landmark_noise > 0:
         iod = np.linalg.norm(lms[:, 45] - lms[:, 36], axis=1)[:, None, None]

@@ -188,3 +188,25 @@ def deform(identity_shape: np.ndarray, intensity: np.ndarray, blink: np.ndarray 
         up, lo = pairs[:, 0], pairs[:, 1]
         lm[:, lo, 1] = np.maximum(lm[:, lo, 1], lm[:, up, 1])
     return lm
+
+
+# FACS names (AUNet Table I) and what the generator does for each AU: landmark motion, appearance cue.
+AU_DESCRIPTIONS: dict[int, tuple[str, str, str]] = {
+    1: ("Inner brow raiser", "inner brow ends (20-23) up", "horizontal wrinkles over the central forehead"),
+    2: ("Outer brow raiser", "outer brow ends (17-19, 24-26) up", "wrinkles over the lateral forehead"),
+    4: ("Brow lowerer", "brows down and drawn together", "vertical furrows between the brows"),
+    5: ("Upper lid raiser", "upper lids (37, 38, 43, 44) up", "brighter upper lid, crease pushed up, more sclera"),
+    6: ("Cheek raiser", "lower lids up from below", "cheek bulge, lower-lid furrow, crow's feet"),
+    7: ("Lid tightener", "lower lids up, upper lids slightly down", "lower-lid bulge and dark lid rim"),
+    9: ("Nose wrinkler", "nostrils and upper lip up", "wrinkles across the nose bridge, dark alar wings"),
+    10: ("Upper lip raiser", "upper lip up", "deep upper nasolabial fold, shadow over the upper lip"),
+    12: ("Lip corner puller", "lip corners up and out", "lower nasolabial fold, raised cheek highlight"),
+    14: ("Dimpler", "lip corners tucked inwards", "dimples beside the corners"),
+    15: ("Lip corner depressor", "lip corners down", "shadow below the corners"),
+    17: ("Chin raiser", "chin and lower lip up", "wrinkled chin boss, deep mentolabial crease"),
+    20: ("Lip stretcher", "lip corners pulled sideways", "horizontal stretch lines beside the corners"),
+    23: ("Lip tightener", "lips narrowed", "vertical lines on the narrowed lips"),
+    24: ("Lip pressor", "lips pressed together", "bulges above and below the lips"),
+    25: ("Lips part", "inner lips apart", "dark mouth opening with teeth"),
+    26: ("Jaw drop", "jaw and lower lip down", "deeper, darker mouth cavity, longer face"),
+}

@@ -137,7 +137,7 @@ _PRIOR_RHO = {(1, 5): 0.35, (2, 5): 0.4, (5, 26): 0.25, (5, 25): 0.2, (20, 25): 
               (14, 25): 0.05, (15, 25): 0.0, (17, 26): -0.1, (10, 26): 0.15, (12, 26): 0.15, (4, 26): 0.1}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference_rho(name: str) -> dict[tuple[int, int], float]:
     ref = REFERENCE[name]
     i, j = np.triu_indices(len(ref.aus), 1)
@@ -154,7 +154,7 @@ def latent_correlation(preset: str, aus: tuple[int, ...]) -> np.ndarray:
     return _latent_correlation(preset, tuple(aus))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _latent_correlation(preset: str, aus: tuple[int, ...]) -> np.ndarray:
     sources = [preset] if preset in REFERENCE else []
     sources += [s for s in ("bp4d", "disfa") if s not in sources]

@@ -61,6 +61,11 @@ def _gauss(d2: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * d2)
 
 
+def _g2(vx, cx, sx, vy, cy, sy) -> np.ndarray:
+    """Axis-aligned 2-D Gaussian bump as the product of its separable factors (B, 1, w) x (B, h, 1)."""
+    return _gauss(((vx - cx) / sx) ** 2) * _gauss(((vy - cy) / sy) ** 2)
+
+
 class Renderer:
     """Draws faces of one image size and channel count; reusable across batches."""
 
@@ -133,7 +138,7 @@ class Renderer:
         # background: grey level with a gradient (template space; the warp turns it with the head)
         L = col(fp["bg"]) + col(fp["bg_gx"]) * X + col(fp["bg_gy"]) * Y
         L = np.broadcast_to(L, (B, R, R)).copy()
-        chroma = np.zeros((B, R, R), F32) if rgb else None
+        chroma = np.full((B, R, R), -1.0, F32) if rgb else None  # -1 background, 0 neutral grey, 1 skin
         red = np.zeros((B, R, R), F32) if rgb else None
 
         def paint(region, alpha, lum, ch=None, rd=None):
@@ -160,26 +165,31 @@ class Renderer:
         top_y = (y_ends - fh * arc)[:, None, :]  # (B, 1, R)
         fcol = _ramp(self.xs[None, :] - x0, e) * _ramp(x16 - self.xs[None, :], e)
         face = _ramp(Y - top_y, e) * _ramp(jaw_y - Y, e) * fcol[:, None, :]  # (B, R, R)
-        # hair volume over the head
+        # hair volume over the head (rows above the eyes only)
         hair_on = col(fp["hair_amount"])
+        rs, _, _, yw = self.win(-HALF, HALF, -HALF, 0.15)
+        Yw = yw[None, :, None]
         hy = (y_ends - (fh + 0.12) * np.sqrt(np.clip(1 - ((self.xs[None, :] - xc) / (hw * 1.1)) ** 2, 0, 1)))
         hcol = _ramp(1.08 * hw - np.abs(self.xs[None, :] - xc), e)[:, None, :]
-        hair = _ramp(Y - hy[:, None, :], e) * _ramp(y_ends[:, :, None] + 0.15 - Y, e * 6) * hcol * hair_on
-        paint(full, hair, col(fp["hair"]), 0.3, 0.0)
-        # neck
+        hair = _ramp(Yw - hy[:, None, :], e) * _ramp(y_ends[:, :, None] + 0.15 - Yw, e * 6) * hcol * hair_on
+        paint((slice(None), rs), hair, col(fp["hair"]), 0.3, 0.0)
+        # neck (rows below the mouth only)
+        rs, _, _, yw = self.win(-HALF, HALF, 0.35, HALF)
         neck_w = 0.5 * hw[:, :, None]
-        neck = _ramp(neck_w - np.abs(X - xc[:, :, None]), e * 2) * _ramp(Y - 0.4, e)
-        paint(full, neck, skin * 0.72, 1.0, 0.0)
+        neck = _ramp(neck_w - np.abs(X - xc[:, :, None]), e * 2) * _ramp(yw[None, :, None] - 0.4, e)
+        paint((slice(None), rs), neck, skin * 0.72, 1.0, 0.0)
         # skin: per-subject low-res texture, a little 3-D shading towards the sides
         tex = np.einsum("rn,bnm,km->brk", self.U, fp["tex"].astype(F32), self.U, optimize=True)
-        shade = 1 - 0.16 * (X / hw[:, :, None]) ** 2
-        skin_map = skin * shade * (1 + 0.05 * tex + 0.015 * self.fine)
-        paint(full, face, skin_map, 1.0, 0.0)
+        tex *= 0.05
+        tex += 1 + 0.015 * self.fine
+        tex *= skin * (1 - 0.16 * (X / hw[:, :, None]) ** 2)
+        paint(full, face, tex, 1.0, 0.0)
         # fringe: hair over the forehead above the hairline
+        rs, _, _, yw = self.win(-HALF, HALF, -HALF, -0.3)
         hl = col(fp["hairline"])  # distance of the hairline above the brows (units)
         brow_top = np.minimum(lm[:, 19, 1], lm[:, 24, 1])[:, None, None]
-        fringe = face * _ramp((brow_top - hl) - Y, e * 3) * hair_on
-        paint(full, fringe, col(fp["hair"]), 0.3, 0.0)
+        fringe = face[:, rs] * _ramp((brow_top - hl) - yw[None, :, None], e * 3) * hair_on
+        paint((slice(None), rs), fringe, col(fp["hair"]), 0.3, 0.0)
 
         # cheek blush (RGB only)
         if rgb:
@@ -296,8 +306,8 @@ class Renderer:
         dx = vx - rx
         ridge = _gauss((dx / 0.035) ** 2) * along
         sides = _gauss(((np.abs(dx) - 0.12) / 0.04) ** 2) * along
-        tip = _gauss(((vx - lm[:, 30, 0][:, None, None]) / 0.07) ** 2 + ((vy - y30) / 0.06) ** 2)
-        nost = sum(_gauss(((vx - lm[:, i, 0][:, None, None]) / 0.035) ** 2 + ((vy - lm[:, i, 1][:, None, None] + 0.012) / 0.018) ** 2)
+        tip = _g2(vx, lm[:, 30, 0][:, None, None], 0.07, vy, y30, 0.06)
+        nost = sum(_g2(vx, lm[:, i, 0][:, None, None], 0.035, vy, lm[:, i, 1][:, None, None] - 0.012, 0.018)
                    for i in (32, 34))
         wings = sum(_gauss(((np.sqrt((vx - lm[:, i, 0][:, None, None] + s * 0.05) ** 2 + (vy - lm[:, i, 1][:, None, None] + 0.04) ** 2) - 0.06) / 0.014) ** 2)
                     for i, s in ((31, -1), (35, 1)))
@@ -326,8 +336,8 @@ class Renderer:
             mult *= 1 - np.minimum(depth, 0.7) * line
             # cheek bulge under the eye (AU6) and raised cheek by the smile (AU12)
             ex, ey = lm[:, eye_lo, 0][:, None, None], lm[:, eye_lo, 1][:, None, None]
-            hb = _gauss(((vx - ex - side * 0.03) / 0.15) ** 2 + ((vy - ey - 0.26) / 0.1) ** 2)
-            hc = _gauss(((vx - xe + side * 0.0) / 0.12) ** 2 + ((vy - ey - 0.45) / 0.09) ** 2)
+            hb = _g2(vx, ex + side * 0.03, 0.15, vy, ey + 0.26, 0.1)
+            hc = _g2(vx, xe, 0.12, vy, ey + 0.45, 0.09)
             mult *= 1 + 0.26 * a6 * hb + 0.12 * a12 * hc
         # shadow over the upper lip when it is raised (AU10)
         sh = _gauss(((vx - lm[:, 33, 0][:, None, None]) / 0.14) ** 2) * _ramp(vy - lm[:, 33, 1][:, None, None] - 0.02, 0.03) \
@@ -350,23 +360,23 @@ class Renderer:
         m = np.ones((B, len(yw), len(xw)), F32)
         for corner, side in ((48, -1.0), (54, 1.0)):
             cx, cy = lm[:, corner, 0][:, None, None], lm[:, corner, 1][:, None, None]
-            dimple = _gauss(((vx - cx - side * 0.075) / 0.035) ** 2 + ((vy - cy - 0.01) / 0.045) ** 2)
-            below = _gauss(((vx - cx - side * 0.01) / 0.045) ** 2 + ((vy - cy - 0.11) / 0.07) ** 2)
+            dimple = _g2(vx, cx + side * 0.075, 0.035, vy, cy + 0.01, 0.045)
+            below = _g2(vx, cx + side * 0.01, 0.045, vy, cy + 0.11, 0.07)
             dxo = (vx - cx) * side
             stretch = sum(_gauss(((vy - cy - o) / 0.012) ** 2) for o in (-0.035, 0.0, 0.035)) * _ramp(dxo - 0.03, 0.03) \
                 * _ramp(0.25 - dxo, 0.06)
-            tuck = _gauss(((vx - cx - side * 0.02) / 0.012) ** 2 + ((vy - cy) / 0.045) ** 2)
+            tuck = _g2(vx, cx + side * 0.02, 0.012, vy, cy, 0.045)
             m *= (1 - 0.8 * a14 * dimple) * (1 - 0.6 * a14 * tuck) * (1 - 0.35 * a15 * below) * (1 - 0.55 * a20 * stretch)
         # chin: mentolabial crease and wrinkled boss (AU17)
         y57, y8 = lm[:, 57, 1][:, None, None], lm[:, 8, 1][:, None, None]
         x57 = lm[:, 57, 0][:, None, None]
         crease = _gauss(((vy - y57 - 0.075) / 0.018) ** 2) * _gauss(((vx - x57) / 0.16) ** 2)
-        boss = _gauss(((vx - x57) / 0.15) ** 2 + ((vy - (y57 + y8) / 2 - 0.03) / 0.08) ** 2)
+        boss = _g2(vx, x57, 0.15, vy, (y57 + y8) / 2 + 0.03, 0.08)
         m *= (1 - (0.12 + 0.35 * a17) * crease) * (1 - 0.5 * a17 * boss * np.clip(self.fine[rs, cs] * 0.6 + 0.3, 0, 1)[None])
         # lip pressor bulges (AU24)
         y51 = lm[:, 51, 1][:, None, None]
-        over = _gauss(((vx - x57) / 0.17) ** 2 + ((vy - y51 + 0.06) / 0.03) ** 2)
-        under = _gauss(((vx - x57) / 0.15) ** 2 + ((vy - y57 - 0.05) / 0.028) ** 2)
+        over = _g2(vx, x57, 0.17, vy, y51 - 0.06, 0.03)
+        under = _g2(vx, x57, 0.15, vy, y57 + 0.05, 0.028)
         m *= 1 + 0.22 * a24 * (over + under)
         Lr *= 1 + (m - 1) * face[reg]
         # lips and the mouth opening
@@ -391,32 +401,30 @@ class Renderer:
     # -- image space -----------------------------------------------------------------------------------------
     def _warp(self, T: np.ndarray, fp: dict) -> np.ndarray:
         """Bilinear sample of the template image(s) T (B, R, R[, 3]) at the inverse head pose -> (B, S, S[, 3]).
-        torch's grid_sample does the sampling (one C++ pass); the sampling grid is plain numpy."""
+        torch's affine_grid / grid_sample do the sampling in C++; only the yaw correction is added to the grid."""
         import torch
 
         B, S = T.shape[0], self.S
-        inv_s = (1.0 / (fp["scale"] * UNIT * S * HALF)).reshape(B, 1, 1).astype(F32)  # pixels -> grid units
-        th = fp["theta"].reshape(B, 1, 1).astype(F32)
-        c, sn = np.cos(th) * inv_s, np.sin(th) * inv_s
-        dx = self.px - (S / 2 + fp["tx"] * S).reshape(B, 1, 1).astype(F32)
-        dy = self.py - (S / 2 + fp["ty"] * S).reshape(B, 1, 1).astype(F32)
-        grid = np.empty((B, S, S, 2), F32)
-        yaw = fp["yaw"].reshape(B, 1, 1).astype(F32)
-        inv_cy, sy = 1.0 / np.cos(yaw), np.sin(yaw) * (YAW_DEPTH / HALF)
-        xp = (c * dx + sn * dy) * inv_cy  # template x / HALF before undoing the yaw's depth shift
+        # output pixel p = S/2 (1 + o) for normalised o in [-1, 1]; template x / HALF = R(-theta) (p - c) / (s HALF)
+        k = (S / 2) / (fp["scale"].astype(np.float64) * UNIT * S * HALF)
+        th = fp["theta"].astype(np.float64)
+        c, sn = np.cos(th) * k, np.sin(th) * k
+        tx, ty = -2 * fp["tx"].astype(np.float64), -2 * fp["ty"].astype(np.float64)  # centre offset in o units
+        yaw = fp["yaw"].astype(np.float64)
+        inv_cy = 1.0 / np.cos(yaw)
+        A = np.zeros((B, 2, 3))
+        A[:, 0] = np.stack([c, sn, c * tx + sn * ty], 1) * inv_cy[:, None]
+        A[:, 1] = np.stack([-sn, c, -sn * tx + c * ty], 1)
+        grid = torch.nn.functional.affine_grid(torch.from_numpy(A.astype(F32)), [B, 1, S, S], align_corners=False)
         # x' = x cos(yaw) + sin(yaw) d (1 - x^2): one fixed-point step inverts it well for small yaw
-        u = np.minimum(xp * xp * (HALF * HALF), 1)
-        u -= 1
-        u *= sy * inv_cy
-        xp += u
-        grid[..., 0] = xp
-        np.multiply(c, dy, out=grid[..., 1])
-        grid[..., 1] -= sn * dx
+        gx = grid[..., 0]
+        u = torch.clamp(gx * gx * (HALF * HALF), max=1.0) - 1.0
+        u *= torch.from_numpy((np.sin(yaw) * YAW_DEPTH / HALF * inv_cy).astype(F32)).view(B, 1, 1)
+        gx += u
         src = torch.from_numpy(T if T.ndim == 3 else np.ascontiguousarray(np.moveaxis(T, -1, 1)))
         if T.ndim == 3:
             src = src[:, None]
-        out = torch.nn.functional.grid_sample(src, torch.from_numpy(grid), mode="bilinear", padding_mode="border",
-                                              align_corners=False)
+        out = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out = out.numpy()
         return out[:, 0] if T.ndim == 3 else np.moveaxis(out, 1, -1)
 
@@ -428,13 +436,15 @@ class Renderer:
             tint = fp["tint"].astype(F32)[:, None, None, :]  # (B, 1, 1, 3)
             lip_tint = np.array([1.25, 0.78, 0.82], F32)
             bg_tint = fp["bg_tint"].astype(F32)[:, None, None, :]
-            t = bg_tint + chroma[..., None] * (tint - bg_tint) + red[..., None] * (lip_tint - 1)
+            ch = chroma[..., None]
+            t = 1 + np.maximum(ch, 0) * (tint - 1) + np.maximum(-ch, 0) * (bg_tint - 1) + red[..., None] * (lip_tint - 1)
             img = L[..., None] * t
         else:
             img = img[..., None]
         # lighting: gain and a linear gradient across the image
-        g = col(fp["gain"]) * (1 + col(fp["light_gx"]) * (self.px / S - 0.5) + col(fp["light_gy"]) * (self.py / S - 0.5))
-        img *= g[..., None]
+        g = col(fp["gain"] * 255.0) * (1 + col(fp["light_gx"]) * (self.px / S - 0.5)
+                                       + col(fp["light_gy"]) * (self.py / S - 0.5))
+        img *= g[..., None]  # from here on: grey levels 0-255
         # occluders: an ellipse (hand, microphone) or a bar (hair strand, glasses arm)
         occ = np.flatnonzero(fp["occ"] > 0)
         if len(occ):
@@ -443,24 +453,29 @@ class Renderer:
             dy = (self.py - o[:, 1, None, None] * S) / (o[:, 3, None, None] * S)
             ell = np.where(o[:, 5, None, None] > 0.5, dx * dx + dy * dy, np.maximum(np.abs(dx), np.abs(dy * 0.3)))
             a = np.clip((1 - ell) * 8, 0, 1)[..., None]
-            lum = (o[:, 4, None, None] * (1 + 0.1 * (self.py / S - 0.5)))[..., None]
+            lum = (255.0 * o[:, 4, None, None] * (1 + 0.1 * (self.py / S - 0.5)))[..., None]
             img[occ] += a * (lum - img[occ])
         # optical blur: a separable 3-tap kernel of per-frame weight
         w = col(fp["blur"])[..., None]
         if np.any(w > 0):
-            h = img.copy()
-            h[:, :, 1:-1] += w * (img[:, :, :-2] + img[:, :, 2:] - 2 * img[:, :, 1:-1])
-            v = h.copy()
-            v[:, 1:-1] += w * (h[:, :-2] + h[:, 2:] - 2 * h[:, 1:-1])
-            img = v
+            for ax in (2, 1):  # [w, 1 - 2w, w] along x then y, edges replicated
+                out = img * (1 - 2 * w)
+                a, b = [slice(None)] * 4, [slice(None)] * 4
+                a[ax], b[ax] = slice(1, None), slice(None, -1)
+                out[tuple(a)] += w * img[tuple(b)]
+                out[tuple(b)] += w * img[tuple(a)]
+                a[ax], b[ax] = slice(0, 1), slice(-1, None)
+                out[tuple(a)] += w * img[tuple(a)]
+                out[tuple(b)] += w * img[tuple(b)]
+                img = out
         # sensor noise: random crops of a fixed bank of Gaussian fields (as good as fresh noise, far cheaper)
-        sig = np.asarray(fp["noise"], F32)
+        sig = np.asarray(fp["noise"], F32) * 255.0
         k = rng.integers(0, len(self.noise_bank), (B, self.C))
         off = rng.integers(0, self.noise_bank.shape[1] - S + 1, (B, self.C, 2))
         for b in range(B):
             for ch in range(self.C):
                 oy, ox = off[b, ch]
                 img[b, :, :, ch] += sig[b] * self.noise_bank[k[b, ch], oy : oy + S, ox : ox + S]
-        img *= 255.0
+        img += 0.5
         np.clip(img, 0, 255, out=img)
-        return (img + 0.5).astype(np.uint8)
+        return img.astype(np.uint8)
