@@ -281,3 +281,28 @@ def test_predictions_frame_is_tidy():
     df = predictions_frame(m, ds, np.arange(len(ds)), variant="au_fan", fold=1)
     assert isinstance(df, pd.DataFrame) and len(df) == len(ds) * 3
     assert set(df.au) == {"AU1", "AU2", "AU4"} and (df.variant == "au_fan").all()
+
+
+@pytest.mark.slow
+def test_fan_localises_synthetic_faces_after_smoke_training():
+    from aulib.data.synthetic import SynthConfig, generate
+    from aulib.methods.aunet import fan_landmarks, pretrain_fan
+
+    train = generate(SynthConfig(preset="emotionet", n_subjects=128, sequences_per_subject=1, frames_per_sequence=1,
+                                 image_size=64, seed=1))
+    test = generate(SynthConfig(preset="bp4d", n_subjects=3, sequences_per_subject=1, frames_per_sequence=4,
+                                image_size=64, seed=0))  # other people, other preset
+    cfg = AUNetConfig(image_size=64, fan_width=16, fan_depth=3, fan_epochs=6, fan_lr=3e-3, fan_batch_size=16,
+                      fan_sigma=1.5, fan_augment=False)
+    torch.manual_seed(0)
+    untrained = FAN(width=16, depth=3)
+    fan, hist = pretrain_fan(train, np.arange(len(train)), cfg, device="cpu", progress=False)
+    assert hist.loss.iloc[-1] < hist.loss.iloc[0]
+    assert all(not p.requires_grad for p in fan.parameters()) and not fan.training  # frozen after training
+    rows = np.arange(len(test))
+    pred, true = fan_landmarks(fan, test, rows, 64)
+    err = nme(pred, true).mean()
+    err0 = nme(*fan_landmarks(untrained, test, rows, 64)).mean()
+    centre = nme(np.full_like(true, 32.0), true).mean()  # every point at the image centre
+    # a few dozen CPU steps: well on the way, not converged (the notebook's FAN trains longer)
+    assert err < 0.35 * err0 and err < 0.6 * centre, (err, err0, centre)

@@ -41,7 +41,7 @@ def _worker(rank: int, world: int, port: int, out_dir: str, result: str) -> None
     torch.set_num_threads(1)
     from aulib.train.distributed import cleanup, get_world_size, init_distributed
 
-    assert init_distributed() and get_world_size() == world
+    assert init_distributed(backend="gloo") and get_world_size() == world  # gloo: CPU test, also on GPU hosts
     x, y = _data()
     half = len(x) // world
     loader = [(x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half])]  # this rank's shard
@@ -61,7 +61,9 @@ def test_two_gloo_processes_match_one_process_full_batch(tmp_path):
     h = fit(single, [(x, y)], TrainConfig(**CFG))
 
     result = str(tmp_path / "ddp.pt")
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    # fork is much faster (no re-import) but impossible once this process has initialised CUDA
+    fork_ok = "fork" in mp.get_all_start_methods() and not torch.cuda.is_initialized()
+    method = "fork" if fork_ok else "spawn"
     mp.start_processes(_worker, args=(2, free_port(), str(tmp_path / "run"), result), nprocs=2, join=True,
                        start_method=method)
     got = torch.load(result, weights_only=False)

@@ -72,7 +72,7 @@ def _hand_loss(q, k, y, queue, W, tau, intra, multi):
     total = 0.0
     for qi, ki, yi in zip(q, k, y):
         w = _np_unit(W[yi]) if intra else np.zeros_like(W[yi])
-        n = lambda v: _np_unit(_np_unit(v) - w)  # noqa: E731
+        n = lambda v, w=w: _np_unit(_np_unit(v) - w)  # noqa: E731
         negs = queue[yi if multi else 0].T  # (K, D)
         logits = [n(qi) @ n(ki) / tau] + [n(qi) @ n(kn) / tau for kn in negs]
         total += -(logits[0] - math.log(sum(math.exp(z) for z in logits)))
@@ -221,3 +221,13 @@ def test_two_views_from_canonical_and_augmentation():
     ds.frames.loc[2, "emotion"] = -1
     with pytest.raises(ValueError, match="row 2"):
         TwoViews.from_canonical(ds, transform=lambda x: x)
+
+
+def test_parameter_groups_classifier_lr_and_frozen_key_encoder():
+    m = EmoCo(variant_config("emoco", **TINY, classifier_lr=0.5))
+    groups = m.parameter_groups()
+    ids = [{id(p) for p in g["params"]} for g in groups]
+    assert ids[1] == {id(m.classifier.weight)} and groups[1]["lr"] == 0.5
+    assert not ({id(p) for p in m.key_encoder.parameters()} & (ids[0] | ids[1]))  # Eq.3 only, no gradient
+    moco = EmoCo(variant_config("moco", **TINY))
+    assert moco.dictionary.num_queues == 1 and len(moco.parameter_groups()) == 1

@@ -30,7 +30,7 @@ from aulib.eval import (
 )
 from aulib.eval.crossval import summarize
 from aulib.train import TrainConfig
-from tests.conftest import make_dataset
+from conftest import make_dataset
 
 
 def _random_labels(seed=0, n=60, k=5):

@@ -10,7 +10,7 @@ Rows (one DataFrame, one row per measurement):
                         fwd+bwd (f, local head, g, q), two target fwd, Sinkhorn, AdamW, weight decay and EMA (Eq.1);
 * ``swin_limit``        the bare backbone doing the same backbone work: two online fwd+bwd and two no-grad
                         target fwd per image, AdamW step — the ceiling RRL can approach;
-* ``ot_relation_loss``  Eq.4-6 alone at the real sizes (both directions, B problems of K x K, fwd+bwd);
+* ``ot_relation_loss``  Eq.4-6 alone at the real sizes (both directions: 2B problems of K x K, fwd+bwd);
 * ``attention_maps``    the 2B sets of K AU maps built from landmarks;
 * ``sinkhorn_batched``  ``ot.batch.solve_batch`` on ``n_problems`` (256) problems of K x K at once;
 * ``sinkhorn_loop``     the same problems one by one with POT's ``ot.sinkhorn`` (same reg, same iterations).
@@ -59,7 +59,7 @@ def _settings(args) -> dict:
     s = dict(device=torch.device(dev), quick=quick, backbone="swin_tiny_test" if quick else "swin_t",
              batch_size=16 if quick else 256, image_size=64 if quick else 224,
              local_stride=8 if quick else 16, hidden_dim=256 if quick else 4096, proj_dim=64 if quick else 256,
-             n_problems=256, steps=3 if quick else 20, warmup=1 if quick else 5, ot_iters=100)
+             n_problems=256, steps=3 if quick else 20, warmup=1 if quick else 5, ot_iters=50)
     for k in ("backbone", "batch_size", "image_size", "n_problems", "steps", "warmup", "ot_iters"):
         if getattr(args, k, None) is not None:
             s[k] = getattr(args, k)
@@ -115,14 +115,13 @@ def run(args) -> pd.DataFrame:
         bare_opt.step()
 
     D = enc.dim
-    o = torch.randn(B, K, D, device=device, requires_grad=True)
-    og = torch.randn(B, D, device=device, requires_grad=True)
-    t, tg = torch.randn(B, K, D, device=device), torch.randn(B, D, device=device)
+    o = torch.randn(2 * B, K, D, device=device, requires_grad=True)
+    og = torch.randn(2 * B, D, device=device, requires_grad=True)
+    t, tg = torch.randn(2 * B, K, D, device=device), torch.randn(2 * B, D, device=device)
     cost = relation_cost(m).to(device)
 
-    def ot_loss():
+    def ot_loss():  # as in the step: both directions, 2B problems, one solver call
         loss = ot_relation_loss(o, t, og, tg, cost, reg=cfg.ot_reg, max_iter=cfg.ot_iters)
-        loss = loss + ot_relation_loss(o, t, og, tg, cost, reg=cfg.ot_reg, max_iter=cfg.ot_iters)
         loss.backward()
 
     def maps():

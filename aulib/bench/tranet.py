@@ -2,6 +2,7 @@
 
     from aulib.bench.tranet import run
     df = run(argparse.Namespace(device="cuda", batch_size=64, image_size=224, steps=20, warmup=5))
+    # or: python -m aulib.bench tranet --device cuda   (--quick: a CPU-sized run)
 
 Rows (tidy): model, what ("train_step" = forward + summed branch BCE + backward + SGD step, "fwd_bwd" =
 forward + BCE + backward without the optimiser), device, dtype, batch, image_size, images_per_s, ms_per_step,
@@ -25,14 +26,17 @@ from aulib.models import create_backbone
 
 DEFAULTS: dict[str, Any] = {"device": "auto", "batch_size": 64, "image_size": 224, "steps": 20, "warmup": 5,
                             "backbone": "seresnet50", "in_chans": 3}
+# ``--quick``: a CPU-sized run of the same code (tiny SE-ResNet, narrow decoder and branches)
+QUICK: dict[str, Any] = {"batch_size": 8, "image_size": 64, "steps": 3, "warmup": 1, "backbone": "seresnet_tiny",
+                         "in_chans": 1}
 
 
 def _arg(args: Any, name: str) -> Any:
-    if isinstance(args, dict):
-        v = args.get(name)
-    else:
-        v = getattr(args, name, None)
-    return DEFAULTS[name] if v is None else v
+    get = args.get if isinstance(args, dict) else (lambda k: getattr(args, k, None))
+    v = get(name)
+    if v is not None:
+        return v
+    return QUICK[name] if get("quick") and name in QUICK else DEFAULTS[name]
 
 
 def _time(step, steps: int, warmup: int, device: torch.device) -> float:
@@ -80,7 +84,8 @@ def run(args: Any = None) -> pd.DataFrame:
 
     # TRA-Net: the method's training step
     def tranet_times() -> None:
-        cfg = TRANetConfig(backbone=backbone, in_chans=in_chans, image_size=size)
+        narrow = {} if backbone == "seresnet50" else {"decoder_channels": (32, 32, 32), "fc_hidden": 32}
+        cfg = TRANetConfig(backbone=backbone, in_chans=in_chans, image_size=size, **narrow)
         method = TRANetMethod(cfg).to(device).train()
         opt = torch.optim.SGD(method.parameter_groups(), lr=cfg.lr, momentum=cfg.momentum,
                               weight_decay=cfg.weight_decay)

@@ -497,23 +497,25 @@ def predictions_frame(method: AUNetMethod, ds: CanonicalDataset, rows: np.ndarra
 
 def run_folds(ds: CanonicalDataset, cfg: AUNetConfig, runs: dict[str, dict], fan: FAN | None = None,
               folds=(1, 2, 3), k: int = 3, bank: dict | None = None, device: str = "auto", seed: int = 0,
-              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+              progress: bool = True, vaes: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Train every run on every subject-exclusive fold and predict its test subjects.
 
     runs: name -> AUNetConfig overrides, e.g. ``{"AU-FAN": {"variant": "au_fan"}, "AU-VAE": {"variant": "au_vae"}}``.
     Each fold trains its own VAE on its training labels (Sec. IV-B: "each training set owns its VAE").
-    Returns (tidy predictions: fold x run x frame x AU, per-epoch histories, {fold: VAE}).
+    ``vaes`` ({fold: frozen VAE}) reuses VAEs of an earlier call instead of training new ones.
+    Returns (tidy predictions: fold x run x frame x AU, per-epoch histories, {fold: VAE}, {(fold, run): method}).
     """
     from aulib.data.folds import fold_split
     from aulib.train import resolve_device
 
     dev = resolve_device(device)
     labels, valid = ds.au_matrix()
-    preds, hists, vaes = [], [], {}
+    preds, hists, models = [], [], {}
+    vaes = dict(vaes or {})
     for fold in folds:
         train_rows, test_rows = fold_split(ds, fold, k)
-        vae = None
-        if any(VARIANTS[o.get("variant", cfg.variant)]["vae"] for o in runs.values()):
+        vae = vaes.get(fold)
+        if vae is None and any(VARIANTS[o.get("variant", cfg.variant)]["vae"] for o in runs.values()):
             vae, h = pretrain_vae(labels[train_rows], valid[train_rows], cfg, device=str(dev), progress=progress)
             vaes[fold] = vae
             hists.append(h.assign(fold=fold, run="VAE pretraining"))
@@ -522,9 +524,10 @@ def run_folds(ds: CanonicalDataset, cfg: AUNetConfig, runs: dict[str, dict], fan
             method, h = train_variant(ds, train_rows, rcfg, fan=fan, vae=vae, bank=bank, device=str(dev),
                                       progress=progress, seed=seed)
             hists.append(h.assign(fold=fold, run=name))
+            models[(fold, name)] = method.cpu()
             preds.append(predictions_frame(method, ds, test_rows, bank, dev, run=name, variant=rcfg.variant,
                                            fold=fold))
-    return pd.concat(preds, ignore_index=True), pd.concat(hists, ignore_index=True), vaes
+    return pd.concat(preds, ignore_index=True), pd.concat(hists, ignore_index=True), vaes, models
 
 
 def prediction_breaks(preds: pd.DataFrame) -> pd.DataFrame:

@@ -180,13 +180,15 @@ class _InMemoryFaces(Dataset):
         return {"image": self.images[i].float() / 255, "emotion": self.emotions[i]}
 
 
-def mocov2_augmentation(size: int, channels: int = 3, blur: bool = True) -> v2.Compose:
+def mocov2_augmentation(size: int, channels: int = 3, blur: bool = True,
+                        crop_scale: tuple[float, float] = (0.2, 1.0)) -> v2.Compose:
     """MoCo v2's augmentation (crop 0.2-1, colour jitter 0.4/0.4/0.4/0.1 p0.8, grey p0.2, blur p0.5, flip)
     on float images in [0, 1], which stay in [0, 1] (no mean/std: the stem's BatchNorm absorbs it, and the
     evaluation loaders then need no matching transform). Grey images (``channels=1``) get brightness/contrast
-    jitter only; ``blur=False`` drops the blur (the costliest step on a small CPU)."""
+    jitter only; ``blur=False`` drops the blur (the costliest step on a small CPU); ``crop_scale`` is MoCo's
+    (0.2, 1) unless a short schedule needs crops that keep most of the face."""
     jitter = v2.ColorJitter(0.4, 0.4, 0.4, 0.1) if channels == 3 else v2.ColorJitter(0.4, 0.4)
-    steps = [v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True), v2.RandomApply([jitter], p=0.8)]
+    steps = [v2.RandomResizedCrop(size, scale=tuple(crop_scale), antialias=True), v2.RandomApply([jitter], p=0.8)]
     if channels == 3:
         steps.append(v2.RandomGrayscale(p=0.2))
     if blur:  # sigma scales with the image as in MoCo v2 (kernel ~10% of 224 px)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ def register_backbone(name: str | None = None, *, aliases: tuple[str, ...] = (),
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
         for k in (key, *aliases):
+            old = _REGISTRY.get(k)
+            if old is not None and (old.source != "aulib" or old.builder.__qualname__ != builder.__qualname__):
+                warnings.warn(f"register_backbone({k!r}) replaces the existing {old.source} entry", stacklevel=2)
             _REGISTRY[k] = _Entry(k, builder, "aulib", {}, description or (builder.__doc__ or "").strip())
         return builder
 
@@ -103,7 +107,7 @@ _register_timm("xception", "legacy_xception", "Chollet's Xception (timm legacy_x
 _register_timm("mobilenetv2", "mobilenetv2_100")
 _register_timm("swin_t", "swin_tiny_patch4_window7_224", "Swin-T (timm swin_tiny_patch4_window7_224)")
 
-# Tiny variants for the smoke profile and tests (same code paths, a few thousand parameters).
+# Tiny variants for the smoke profile and tests (same code paths, 0.1-0.7M parameters).
 _register_timm("resnet_tiny", "resnet18", "ResNet with one BasicBlock per stage, stage widths 8-64 (64-wide 7x7 stem)",
                layers=(1, 1, 1, 1), channels=(8, 16, 32, 64))
 _register_timm("seresnet_tiny", "seresnet50", "SE-ResNet (bottleneck) with one block per stage, widths 8-64",

@@ -3,7 +3,8 @@
     torchrun --nproc_per_node=2 my_script.py      # my_script calls init_distributed() then fit(...)
 
 ``init_distributed()`` reads torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT) and
-starts a process group: nccl when CUDA is available, gloo on CPU. Without that environment it does nothing,
+starts a process group: ``"cpu:gloo,cuda:nccl"`` when CUDA is available (NCCL for GPU tensors, gloo for CPU
+ones), plain gloo otherwise; ``backend=`` overrides. Without that environment it does nothing,
 so the same script runs single-process. :func:`aulib.train.fit` notices an initialised group by itself: it
 wraps the method in DDP (SyncBatchNorm when ``method.sync_batchnorm``), averages the logged losses, writes
 files from rank 0 only and calls ``set_epoch`` on the sampler. Give it a loader whose sampler shards the data
@@ -44,8 +45,9 @@ def init_distributed(backend: str | None = None) -> bool:
         return True
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return False
-    backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
-    if backend == "nccl":
+    # with CUDA: NCCL for GPU tensors and gloo for CPU ones (CPU-side collectives keep working)
+    backend = backend or ("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
+    if "nccl" in backend and local_rank() < torch.cuda.device_count():
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend)
     return True

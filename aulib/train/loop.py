@@ -59,7 +59,7 @@ HISTORY_NAME = "history.csv"
 RUN_INFO_NAME = "run.json"
 
 # Config fields that may change between the interrupted run and the resumed one.
-_RESUME_FREE_FIELDS = {"epochs", "progress", "device", "patience"}
+_RESUME_FREE_FIELDS = {"epochs", "progress", "device", "patience", "check_finite_every"}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -84,6 +84,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up from 0 (any schedule)
     min_lr_ratio: float = 0.0  # cosine floor as a fraction of the initial lr
     grad_clip: float | None = None  # max global grad norm
+    check_finite_every: int | None = None  # steps between NaN/inf checks; None: 1 on CPU, 20 on CUDA
     amp: bool = True  # autocast on CUDA only; ignored on CPU
     amp_dtype: str = "bf16"  # bf16 | fp16 (fp16 uses a GradScaler)
     steps_per_epoch: int | None = None  # None -> len(loader); required for infinite samplers
@@ -422,6 +423,10 @@ def fit(
                                           find_unused_parameters=getattr(method, "ddp_find_unused_parameters", False))
 
     clip_params = [p for g in opt.param_groups for p in g["params"]]
+    # checking every step forces a GPU sync; on CUDA the check runs every few steps (the error still names the
+    # first bad step and term; the steps in between have already been applied when it is raised)
+    check_every = cfg.check_finite_every or (1 if device.type != "cuda" else 20)
+    first_step_of_run = step
     from tqdm.auto import tqdm
 
     for epoch in range(start_epoch, cfg.epochs):
@@ -429,7 +434,9 @@ def fit(
             break
         method.train()
         _set_epoch(loader, epoch)
-        sums: dict[str, torch.Tensor] = {}
+        sums: torch.Tensor | None = None  # (T,) running sums of the loss terms, on the device
+        names: list[str] | None = None
+        pending: list[tuple[int, torch.Tensor]] = []  # steps whose terms are not yet checked for NaN/inf
         n_seen = 0
         t0 = time.perf_counter()
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -441,15 +448,16 @@ def fit(
                 terms = step_module(batch, step)
             if not isinstance(terms, Mapping) or "loss" not in terms:
                 raise TypeError(f"{type(method).__name__}.training_step must return a dict with a 'loss' entry")
-            vals = {k: (v.detach().float().mean() if torch.is_tensor(v) else torch.tensor(float(v)))
-                    for k, v in terms.items()}
-            stacked = torch.stack([v.to(device) for v in vals.values()])
-            if not bool(torch.isfinite(stacked).all()):
-                bad = [f"{k}={float(v):.4g}" for k, v in vals.items() if not math.isfinite(float(v))]
-                raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch + 1}, step {step} (global, 0-based) in "
-                    f"{type(method).__name__}: term(s) {', '.join(bad)}"
-                )
+            if names is None:
+                names = list(terms)
+            elif list(terms) != names:
+                raise TypeError(f"{type(method).__name__}.training_step returned terms {list(terms)} at step {step} "
+                                f"but {names} before; return the same terms every step")
+            stacked = torch.stack([(v.detach().float().mean() if torch.is_tensor(v) else torch.tensor(float(v)))
+                                   .to(device) for v in terms.values()])  # (T,) this step's terms
+            pending.append((step, stacked))
+            if step == first_step_of_run or len(pending) >= check_every:
+                _check_finite(pending, names, epoch, type(method).__name__)
             opt.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
             if cfg.grad_clip is not None:
@@ -457,20 +465,24 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(clip_params, cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
-            sched.step()
+            if scaler.is_enabled():
+                with warnings.catch_warnings():  # fp16 steps skipped by the scaler are expected
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                    sched.step()
+            else:
+                sched.step()
             method.on_after_optimizer_step(step, total_steps)
-            for k, v in vals.items():
-                sums[k] = sums.get(k, torch.zeros((), device=device)) + v.to(device)
+            sums = stacked if sums is None else sums + stacked
             n_seen += 1
             step += 1
-            if bar.n % 10 == 0 or n_seen == steps_per_epoch:
-                bar.set_postfix(loss=f"{float(sums['loss']) / n_seen:.4f}", refresh=False)
+            if not pending and bar.disable is False:  # just synced: show the running loss for free
+                bar.set_postfix(loss=f"{float(sums[names.index('loss')]) / n_seen:.4f}", refresh=False)
             bar.update(1)
         bar.close()
-        if n_seen == 0:
+        if n_seen == 0 or sums is None or names is None:
             raise ValueError("the training loader yielded no batch")
-        names = list(sums)
-        means = torch.stack([sums[k] for k in names]) / n_seen
+        _check_finite(pending, names, epoch, type(method).__name__)
+        means = sums / n_seen
         if distributed:
             means = dist_utils.all_reduce_mean(means)
         row: dict[str, Any] = {"epoch": epoch + 1, "step": step}
@@ -522,6 +534,22 @@ def fit(
     frame.attrs.update({"out_dir": str(out) if out is not None else None, "best_epoch": best_epoch,
                         "best_value": best_value, "stopped_early": stopped_early})
     return frame
+
+
+def _check_finite(pending: list[tuple[int, torch.Tensor]], names: list[str], epoch: int, method: str) -> None:
+    """Raise NonFiniteLossError naming the first pending step with a NaN/inf term; empties ``pending``."""
+    if not pending:
+        return
+    vals = torch.stack([v for _, v in pending])  # (S, T): one sync for all pending steps
+    ok = torch.isfinite(vals)
+    if bool(ok.all()):
+        pending.clear()
+        return
+    vals, ok = vals.cpu(), ok.cpu()
+    i = int((~ok).any(1).nonzero()[0])
+    bad = [f"{n}={float(vals[i, j]):.4g}" for j, n in enumerate(names) if not bool(ok[i, j])]
+    raise NonFiniteLossError(f"non-finite loss at epoch {epoch + 1}, step {pending[i][0]} (global, 0-based) in "
+                             f"{method}: term(s) {', '.join(bad)}")
 
 
 def _check_resume_config(saved: Mapping[str, Any], now: Mapping[str, Any], path: Path) -> None:

@@ -34,7 +34,7 @@ def rng_state() -> dict:
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # never initialise CUDA just to save it
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

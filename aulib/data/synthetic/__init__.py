@@ -15,9 +15,10 @@ the number of worker threads.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -255,8 +256,9 @@ def render_faces(au_intensity: np.ndarray, subject_seed: int | None = None, pose
     cfg = SynthConfig(au_strength=au_strength)
     fp = _frame_params(ident, nuis, au, cfg)
     fp["lm"] = deform(fp["shape"], fp["au"], fp["blink"])
-    return Renderer(image_size, channels).render(fp, rng)
+    return _renderer(int(image_size), int(channels)).render(fp, rng)
 
 
-def _field_names() -> list[str]:
-    return [f.name for f in fields(SynthConfig)]
+@functools.lru_cache(maxsize=8)
+def _renderer(image_size: int, channels: int) -> Renderer:
+    return Renderer(image_size, channels)
