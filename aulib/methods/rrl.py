@@ -205,9 +205,7 @@ class RRL(Method):
     def __init__(self, cfg: RRLConfig, relation: np.ndarray | torch.Tensor | None = None):
         super().__init__()
         self.cfg = cfg
-        if cfg.use_corr and not cfg.use_local:
-            # the OT is between AU vectors; "+corr" without the local loss still builds them (Table 3 col 3)
-            pass
+        # the OT is between AU vectors, so "+corr" without the local loss still builds them (Table 3, col 3)
         self.needs_local = cfg.use_local or cfg.use_corr
         kw = dict(cfg.backbone_kwargs)
         if cfg.backbone.startswith("swin") and "img_size" not in kw:

@@ -64,7 +64,7 @@ class SynthConfig:
     quirk_rate: float = 0.35  # fraction of people whose resting face resembles an AU
     seed: int = 0
     workers: int | None = None  # render threads (None: up to 4); never changes the result
-    progress: bool = False
+    progress: bool | None = None  # tqdm bar while rendering (None: only for more than 4,096 frames)
 
     def resolved(self) -> SynthConfig:
         p = get_preset(self.preset)
@@ -185,7 +185,8 @@ def generate(cfg: SynthConfig | None = None, **overrides) -> CanonicalDataset:
     chunk_seeds = render_root.spawn(n_chunks)
     renderer = Renderer(cfg.image_size, cfg.channels)
     workers = cfg.workers if cfg.workers is not None else min(4, os.cpu_count() or 1)
-    images, lms = _render_all(fp, renderer, chunk_seeds, workers, cfg.progress)
+    progress = cfg.progress if cfg.progress is not None else N > 4096
+    images, lms = _render_all(fp, renderer, chunk_seeds, workers, progress)
     if cfg.landmark_noise > 0:
         iod = np.linalg.norm(lms[:, 45] - lms[:, 36], axis=1)[:, None, None]
         lm_rng = np.random.default_rng(lm_root)

@@ -218,7 +218,7 @@ class Renderer:
         nodes = np.r_[17:27]
         yb = pl_curve(xw, lm[:, nodes, 0], lm[:, nodes, 1])[:, None, :]  # brow line per column
         d = yb - yw[None, :, None]  # height above the brow
-        stripes = (0.5 + 0.5 * np.cos(d * (2 * np.pi / 0.075))) ** 2
+        stripes = (0.5 + 0.5 * np.cos(d * (2 * np.pi / 0.095))) ** 2
         band = _ramp(d - 0.07, 0.04) * _ramp(0.36 - d, 0.08)
         xc = (lm[:, 21, 0] + lm[:, 22, 0])[:, None, None] / 2
         e1 = _gauss(((xw[None, None, :] - xc) / 0.22) ** 2)
@@ -312,7 +312,7 @@ class Renderer:
         wings = sum(_gauss(((np.sqrt((vx - lm[:, i, 0][:, None, None] + s * 0.05) ** 2 + (vy - lm[:, i, 1][:, None, None] + 0.04) ** 2) - 0.06) / 0.014) ** 2)
                     for i, s in ((31, -1), (35, 1)))
         a9 = _a(amp, 9)
-        wr = (0.5 + 0.5 * np.cos((vy - y27) * (2 * np.pi / 0.05))) ** 2 * _gauss((dx / 0.11) ** 2) * \
+        wr = (0.5 + 0.5 * np.cos((vy - y27) * (2 * np.pi / 0.065))) ** 2 * _gauss((dx / 0.11) ** 2) * \
             _ramp(vy - (y27 + 0.04), 0.03) * _ramp(y29 + 0.03 - vy, 0.03)
         L[reg] *= (1 + 0.08 * ridge + 0.07 * tip) * (1 - 0.10 * sides) * (1 - 0.55 * nost) \
             * (1 - (0.10 + 0.35 * a9) * wings) * (1 - 0.45 * a9 * wr)
@@ -388,7 +388,7 @@ class Renderer:
         inside = _ramp(vx - xa, e) * _ramp(xb - vx, e)
         lips = (_ramp(vy - ou, e) * _ramp(iu - vy, e) + _ramp(vy - il, e) * _ramp(ol - vy, e)) * inside
         lip_lum = fp["skin"].reshape(-1, 1, 1) * fp["lip"].reshape(-1, 1, 1)
-        lines = (1 - 0.12 * a23) * (1 - 0.3 * a23 * (0.5 + 0.5 * np.cos(vx * (2 * np.pi / 0.03))) ** 4)
+        lines = (1 - 0.12 * a23) * (1 - 0.3 * a23 * (0.5 + 0.5 * np.cos(vx * (2 * np.pi / 0.04))) ** 4)
         paint(reg, lips, lip_lum * lines, 0.6, 1.0)
         cav = _ramp(vy - iu, e) * _ramp(il - vy, e) * inside
         paint(reg, cav, F32(0.10) * (1 - 0.5 * np.minimum(a26, 1)), 0.0, 0.3)
