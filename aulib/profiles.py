@@ -97,7 +97,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # tiny SE-ResNet at 64 px from random init, 3 folds x 7 variants, ~100 steps each. Measured on this
             # budget: SGD (lr 0.01-0.03) with frozen random blocks 1-2 learned almost nothing (mean F1 ~0.12 for
             # every variant), so the cpu profile uses AdamW 3e-3, trains all blocks (the paper froze *pretrained*
-            # ones) and renders the AUs at twice the default strength.
+            # ones) and renders the AUs at twice the default strength. ~6-7 min on one idle core (estimated from
+            # per-run times); 41 min measured on a 2-core machine shared with ~8 other jobs.
             "synth": {"n_subjects": 27, "sequences_per_subject": 2, "frames_per_sequence": 80, "image_size": 64,
                       "channels": 1, "au_strength": 2.0},
             "config": {"backbone": "seresnet_tiny", "in_chans": 1, "image_size": 64, "decoder_channels": (32, 32, 32),
