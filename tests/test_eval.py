@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_dataset
 from scipy import stats as sps
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from torch import nn
@@ -30,7 +31,6 @@ from aulib.eval import (
 )
 from aulib.eval.crossval import summarize
 from aulib.train import TrainConfig
-from conftest import make_dataset
 
 
 def _random_labels(seed=0, n=60, k=5):
