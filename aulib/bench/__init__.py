@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
+
+import torch
 
 _NOT_BENCHES = {"__main__", "__init__"}
 
@@ -34,4 +39,31 @@ def load_benchmark(name: str) -> ModuleType:
     return mod
 
 
-__all__ = ["list_benchmarks", "load_benchmark"]
+def option(args: Any, name: str, defaults: Mapping[str, Any], quick: Mapping[str, Any] | None = None) -> Any:
+    """``--name`` from ``args`` (a Namespace, a dict or None), else its ``quick`` default under ``--quick``,
+    else its default."""
+    get = args.get if isinstance(args, dict) else (lambda k: getattr(args, k, None))
+    value = get(name)
+    if value is not None:
+        return value
+    if quick and get("quick") and name in quick:
+        return quick[name]
+    return defaults.get(name)
+
+
+def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int, device: torch.device) -> float:
+    """Mean wall seconds per call of ``fn`` over ``steps`` calls after ``warmup`` calls. CUDA work is
+    synchronised at both ends, so queued kernels are counted, but not between calls (no per-call stall)."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+__all__ = ["list_benchmarks", "load_benchmark", "option", "seconds_per_call"]

@@ -8,7 +8,6 @@ ready-made features). Images/s count training frames t (one triplet = one image)
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from aulib.bench import option, seconds_per_call
 from aulib.methods.aunet import AUNetConfig, AUNetMethod, build_fan
 from aulib.models.aunet import AUVAE
 
@@ -25,26 +25,7 @@ QUICK = {"batch_size": 2, "image_size": 64, "steps": 2, "warmup": 1, "fan_width"
 
 
 def _arg(args, name):
-    quick = args.get("quick", False) if isinstance(args, dict) else getattr(args, "quick", False)
-    default = QUICK.get(name, DEFAULTS[name]) if quick else DEFAULTS[name]
-    v = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    return default if v is None else v
-
-
-def _sync(device: torch.device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps
+    return option(args, name, DEFAULTS, QUICK)
 
 
 def run(args=None) -> pd.DataFrame:
@@ -93,7 +74,7 @@ def run(args=None) -> pd.DataFrame:
     rows = []
     for name, fn in (("aunet_train_step", train_step), ("frozen_fan_forward", fan_forward),
                      ("head_forward_backward", head_step)):
-        s = _time(fn, steps, warmup, device)
+        s = seconds_per_call(fn, steps, warmup, device)
         rows.append({"benchmark": name, "variant": cfg.variant, "device": str(device),
                      "dtype": "bf16" if device.type == "cuda" else "fp32", "batch_size": b, "image_size": size,
                      "frames_per_image": n_frames, "sec_per_step": s, "images_per_s": b / s})

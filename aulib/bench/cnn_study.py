@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from aulib.bench import option, seconds_per_call
 from aulib.methods.cnn_study import TABLE_I, CNNStudy, CNNStudyConfig
 
 DEFAULTS = {"device": "auto", "image_size": 96, "n_aus": 12, "steps": 20, "warmup": 5,
@@ -31,27 +32,7 @@ QUICK = {"image_size": 32, "steps": 3, "warmup": 1, "loader_batches": 2}  # --qu
 
 
 def _arg(args, name):
-    v = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    if v is not None:
-        return v
-    quick = args.get("quick") if isinstance(args, dict) else getattr(args, "quick", False)
-    return QUICK[name] if quick and name in QUICK else DEFAULTS[name]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps
+    return option(args, name, DEFAULTS, QUICK)
 
 
 def _loader_rate(image_size: int, n_aus: int, batches: int) -> float:
@@ -111,7 +92,7 @@ def _bench_model(name: str, device: torch.device, size: int, k: int, steps: int,
     for bench, fn in (("study_train_step", train_step), ("backbone_forward_backward", backbone_fwd_bwd)):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        s = _time(fn, steps, warmup, device)
+        s = seconds_per_call(fn, steps, warmup, device)
         r = {"model": name, "backbone": row["backbone"], "benchmark": bench, "device": str(device),
              "dtype": "bf16" if device.type == "cuda" else "fp32", "batch_size": b, "image_size": size,
              "sec_per_step": s, "images_per_s": b / s}

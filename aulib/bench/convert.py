@@ -21,13 +21,14 @@ from typing import Any
 
 import pandas as pd
 
+from aulib.bench import option
+
 DEFAULTS: dict[str, Any] = {"subjects": 2, "sequences": 2, "frames": 60, "source_size": 256, "workers": [1, 2],
                             "align": [None, "aunet"], "layouts": ["bp4d", "disfa"], "seed": 0}
 
 
-def _arg(args: Any, name: str) -> Any:
-    v = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    return DEFAULTS[name] if v is None else v
+def _arg(args, name):
+    return option(args, name, DEFAULTS, None)
 
 
 def _as_list(v: Any) -> list:

@@ -20,34 +20,13 @@ synchronised with the device. Printed and returned, never asserted.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from aulib.bench import seconds_per_call
 from aulib.methods.emoco import EmoCo, EmoCoConfig
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], None], device: torch.device, steps: int, warmup: int) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _settings(args) -> dict:
@@ -116,10 +95,10 @@ def run(args) -> pd.DataFrame:
         model.dictionary.enqueue(k, batch["emotion"])
 
     rows = []
-    t_step = _time(emoco_step, device, s["steps"], s["warmup"])
+    t_step = seconds_per_call(emoco_step, s["steps"], s["warmup"], device)
     for name, fn in (("emoco_step", None), ("resnet_limit", resnet_limit), ("queue_ops", queue_ops),
                      ("momentum_update", model.momentum_update)):
-        t = t_step if fn is None else _time(fn, device, s["steps"], s["warmup"])
+        t = t_step if fn is None else seconds_per_call(fn, s["steps"], s["warmup"], device)
         rows.append({"measure": name, "ms": 1000 * t, "images_per_s": B / t if name in ("emoco_step", "resnet_limit")
                      else float("nan"), "share_of_step": t / t_step})
     mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")

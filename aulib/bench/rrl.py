@@ -22,35 +22,14 @@ Rows (one DataFrame, one row per measurement):
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
+from aulib.bench import seconds_per_call
 from aulib.losses.ot_relation import ot_relation_loss, relation_cost, transport_plans
 from aulib.methods.rrl import BP4D_AUS, RRL, RRLConfig
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time(fn: Callable[[], None], device: torch.device, steps: int, warmup: int) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _settings(args) -> dict:
@@ -142,12 +121,12 @@ def run(args) -> pd.DataFrame:
             ot.sinkhorn(a[i], b[i], cost, cfg.ot_reg, numItermax=cfg.ot_iters, stopThr=0.0)
 
     rows = []
-    t_step = _time(rrl_step, device, s["steps"], s["warmup"])
+    t_step = seconds_per_call(rrl_step, s["steps"], s["warmup"], device)
     timed = {"rrl_step": t_step}
     for name, fn in (("swin_limit", swin_limit), ("ot_relation_loss", ot_loss), ("attention_maps", maps),
                      ("sinkhorn_batched", batched)):
-        timed[name] = _time(fn, device, s["steps"], s["warmup"])
-    timed["sinkhorn_loop"] = _time(loop, device, max(1, s["steps"] // 4), 1)
+        timed[name] = seconds_per_call(fn, s["steps"], s["warmup"], device)
+    timed["sinkhorn_loop"] = seconds_per_call(loop, max(1, s["steps"] // 4), 1, device)
     for name, tm in timed.items():
         rows.append({"measure": name, "ms": 1000 * tm,
                      "images_per_s": B / tm if name in ("rrl_step", "swin_limit") else float("nan"),

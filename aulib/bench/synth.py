@@ -15,15 +15,15 @@ from typing import Any
 
 import pandas as pd
 
+from aulib.bench import option
 from aulib.data.synthetic import SynthConfig, generate
 
 DEFAULTS: dict[str, Any] = {"preset": "bp4d", "image_size": None, "channels": None, "workers": None, "frames": None,
                             "repeats": 2}
 
 
-def _arg(args: Any, name: str) -> Any:
-    v = args.get(name) if isinstance(args, dict) else getattr(args, name, None)
-    return DEFAULTS.get(name) if v is None else v
+def _arg(args, name):
+    return option(args, name, DEFAULTS, None)
 
 
 def run(args: Any = None) -> pd.DataFrame:

@@ -17,12 +17,13 @@ aulib_fit / bare_step images/s. ``--quick`` makes a CPU-sized run (tiny models, 
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from aulib.bench import option, seconds_per_call
 
 DEFAULTS = {"models": "baseline_cnn,vgg16_gap", "batch_size": 96, "image_size": 96, "in_chans": 1, "steps": 30,
             "warmup": 10, "amp": "bf16", "n_aus": 12}
@@ -30,28 +31,7 @@ QUICK = {"models": "baseline_cnn,resnet_tiny", "batch_size": 16, "image_size": 6
 
 
 def _arg(args, name):
-    v = getattr(args, name, None) if args is not None else None
-    if v is not None:
-        return v
-    if args is not None and getattr(args, "quick", False) and name in QUICK:
-        return QUICK[name]
-    return DEFAULTS[name]
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def _timed(fn, steps: int, warmup: int, dev: torch.device) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(dev)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(dev)
-    return (time.perf_counter() - t0) / steps
+    return option(args, name, DEFAULTS, QUICK)
 
 
 def run(args=None) -> pd.DataFrame:
@@ -104,8 +84,8 @@ def _measure(name: str, dev: torch.device, bs: int, size: int, chans: int, k: in
         loss.backward()
         opt.step()
 
-    t_fb = _timed(fwd_bwd, steps, warmup, dev)
-    t_step = _timed(bare_step, steps, warmup, dev)
+    t_fb = seconds_per_call(fwd_bwd, steps, warmup, dev)
+    t_step = seconds_per_call(bare_step, steps, warmup, dev)
 
     method = SupervisedBCE(model)
     batch = {"image": x, "labels": y, "valid": v}

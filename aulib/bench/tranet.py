@@ -13,7 +13,6 @@ blocks cost on top of the backbone (blocks 1-2 are frozen in TRA-Net, so its bac
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -21,6 +20,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from aulib.bench import option, seconds_per_call
 from aulib.methods.tranet import DISFA_AUS, TRANetConfig, TRANetMethod
 from aulib.models import create_backbone
 
@@ -31,25 +31,8 @@ QUICK: dict[str, Any] = {"batch_size": 8, "image_size": 64, "steps": 3, "warmup"
                          "in_chans": 1}
 
 
-def _arg(args: Any, name: str) -> Any:
-    get = args.get if isinstance(args, dict) else (lambda k: getattr(args, k, None))
-    v = get(name)
-    if v is not None:
-        return v
-    return QUICK[name] if get("quick") and name in QUICK else DEFAULTS[name]
-
-
-def _time(step, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - t0) / steps
+def _arg(args, name):
+    return option(args, name, DEFAULTS, QUICK)
 
 
 def run(args: Any = None) -> pd.DataFrame:
@@ -98,8 +81,8 @@ def run(args: Any = None) -> pd.DataFrame:
             if update:
                 opt.step()
 
-        record("TRA-Net", "train_step", _time(tranet_step, steps, warmup, device), method)
-        record("TRA-Net", "fwd_bwd", _time(lambda: tranet_step(False), steps, warmup, device), method)
+        record("TRA-Net", "train_step", seconds_per_call(tranet_step, steps, warmup, device), method)
+        record("TRA-Net", "fwd_bwd", seconds_per_call(lambda: tranet_step(False), steps, warmup, device), method)
 
     tranet_times()
     if device.type == "cuda":
@@ -114,7 +97,7 @@ def run(args: Any = None) -> pd.DataFrame:
             loss = F.binary_cross_entropy_with_logits(net(x).float(), batch["labels"])
         loss.backward()
 
-    record(backbone, "fwd_bwd", _time(backbone_step, steps, warmup, device), net)
+    record(backbone, "fwd_bwd", seconds_per_call(backbone_step, steps, warmup, device), net)
     df = pd.DataFrame(rows)
     ref = df.loc[df.model == backbone, "images_per_s"].iloc[0]
     df["relative_to_backbone"] = df["images_per_s"] / ref

@@ -2,8 +2,9 @@
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode``, which counts the matrix-multiply and
 convolution family (conv, mm, bmm, addmm, attention) as 2 FLOPs per multiply-add and ignores element-wise
-ops, pooling and normalisation. ``macs = flops / 2`` is the multiply-add count most papers (the CNN study's
-Table I, AUNet) report as "FLOPs". Both are returned; say which one a table shows.
+ops, pooling and normalisation. ``macs = flops / 2`` is the multiply-add count. Papers differ: the CNN
+study's Table I "FLOPs" match ``flops`` (its baseline: 81.6M reported, 80.8M counted), while AUNet's "FLOPs"
+match ``macs`` (its AU-FAN head: 3.02G reported, 3.01 GMACs counted). Both are returned; say which a table shows.
 
 Memory, stated in ``memory_kind``:
 
