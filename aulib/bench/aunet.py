@@ -86,10 +86,9 @@ def run(args=None) -> pd.DataFrame:
     return df
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
+if __name__ == "__main__":  # the same as `python -m aulib.bench aunet [--device ...] [--key value ...]`
+    import sys
 
-    p = argparse.ArgumentParser(description=__doc__)
-    for k, v in DEFAULTS.items():
-        p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
-    print(run(p.parse_args()).to_string(index=False))
+    from aulib.bench.__main__ import main
+
+    raise SystemExit(main(["aunet", *sys.argv[1:]]))

@@ -128,10 +128,9 @@ def run(args=None) -> pd.DataFrame:
     return df
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
+if __name__ == "__main__":  # the same as `python -m aulib.bench cnn_study [--device ...] [--key value ...]`
+    import sys
 
-    p = argparse.ArgumentParser(description=__doc__)
-    for key, v in DEFAULTS.items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=type(v), default=v)
-    print(run(p.parse_args()).to_string(index=False))
+    from aulib.bench.__main__ import main
+
+    raise SystemExit(main(["cnn_study", *sys.argv[1:]]))

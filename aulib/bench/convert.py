@@ -67,5 +67,9 @@ def run(args: Any = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-if __name__ == "__main__":
-    print(run().to_string(index=False))
+if __name__ == "__main__":  # the same as `python -m aulib.bench convert [--device ...] [--key value ...]`
+    import sys
+
+    from aulib.bench.__main__ import main
+
+    raise SystemExit(main(["convert", *sys.argv[1:]]))

@@ -19,8 +19,6 @@ synchronised with the device. Printed and returned, never asserted.
 
 from __future__ import annotations
 
-import argparse
-
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -109,20 +107,9 @@ def run(args) -> pd.DataFrame:
     return df
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default=None)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (CPU check)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--image-size", dest="image_size", type=int, default=None)
-    p.add_argument("--queue-size", dest="queue_size", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    args = p.parse_args(argv)
-    df = run(args)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(df.round(3).to_string(index=False))
-    return df
+if __name__ == "__main__":  # the same as `python -m aulib.bench emoco [--device ...] [--key value ...]`
+    import sys
 
+    from aulib.bench.__main__ import main
 
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main(["emoco", *sys.argv[1:]]))

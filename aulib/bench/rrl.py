@@ -21,8 +21,6 @@ Rows (one DataFrame, one row per measurement):
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pandas as pd
 import torch
@@ -139,20 +137,9 @@ def run(args) -> pd.DataFrame:
                                      peak_mem_gib=mem)
 
 
-def main(argv: list[str] | None = None) -> pd.DataFrame:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default=None)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (CPU check)")
-    p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
-    p.add_argument("--image-size", dest="image_size", type=int, default=None)
-    p.add_argument("--n-problems", dest="n_problems", type=int, default=None)
-    p.add_argument("--steps", type=int, default=None)
-    args = p.parse_args(argv)
-    df = run(args)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(df.round(3).to_string(index=False))
-    return df
+if __name__ == "__main__":  # the same as `python -m aulib.bench rrl [--device ...] [--key value ...]`
+    import sys
 
+    from aulib.bench.__main__ import main
 
-if __name__ == "__main__":
-    main()
+    raise SystemExit(main(["rrl", *sys.argv[1:]]))

@@ -104,10 +104,9 @@ def run(args: Any = None) -> pd.DataFrame:
     return df
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import argparse
+if __name__ == "__main__":  # the same as `python -m aulib.bench tranet [--device ...] [--key value ...]`
+    import sys
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for key, val in DEFAULTS.items():
-        p.add_argument(f"--{key.replace('_', '-')}", type=type(val), default=val)
-    print(run(p.parse_args()).to_string(index=False))
+    from aulib.bench.__main__ import main
+
+    raise SystemExit(main(["tranet", *sys.argv[1:]]))
