@@ -117,15 +117,15 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                        "epochs": 6, "lr": 3e-3, "batch_size": 64, "step_size": 3, "feature_bank": True,
                        "resnet_channels": [16, 32, 64, 128], "resnet_stem": 16, "channels": 1},
         },
-        "rrl": {  # notebooks/04_rrl: tiny Swin at 64 px (~8 min on 2 cores): short pretraining per ablation row
+        "rrl": {  # notebooks/04_rrl: tiny Swin at 64 px (~10 min on 2 cores): short pretraining per ablation row
             "method": {"backbone": "swin_tiny_test", "backbone_kwargs": {}, "image_size": 64, "local_stride": 8,
                        "hidden_dim": 128, "proj_dim": 32, "batch_size": 32, "base_lr": 0.05, "ot_iters": 50},
             "vgg_backbone": "vgg_tiny", "vgg_kwargs": {},
             "pretrain_data": {"preset": "bp4d", "n_subjects": 41, "sequences_per_subject": 4,
                               "frames_per_sequence": 4, "seed": 100},
-            "bp4d_data": {"n_subjects": 41, "sequences_per_subject": 2, "frames_per_sequence": 12},
+            "bp4d_data": {"n_subjects": 41, "sequences_per_subject": 4, "frames_per_sequence": 12},
             "disfa_data": {"n_subjects": 27, "sequences_per_subject": 1, "frames_per_sequence": 30},
-            "epochs": 3, "seeds": [0, 1], "folds": [1, 2, 3], "disfa_seeds": [0],
+            "epochs": 5, "seeds": [0, 1, 2], "folds": [1, 2, 3], "disfa_seeds": [0],
             "variants": ["global", "global+local", "global+corr", "global+local+corr", "swin, no augment",
                          "vgg, no augment"],
             "probe": {"epochs": 100, "lr": 0.001, "pos_weight": "balanced"}, "embed_rows": 150, "plan_images": 3,

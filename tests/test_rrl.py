@@ -16,6 +16,7 @@ from aulib.methods.rrl import (
     cosine_schedule,
     ema_update,
     scaled_lr,
+    transport_plans_of,
     variant_config,
 )
 
@@ -152,3 +153,25 @@ def test_two_view_augment_keeps_landmarks_with_the_flip():
     torch.testing.assert_close(same["image"][0], same["image"][1])
     with pytest.raises(ValueError, match="3-channel"):
         TwoViewAugment(image_size=32)(to_sample(torch.zeros(1, 32, 32), lm))
+
+
+def test_relation_term_works_in_the_projection_space_and_plans_leave_the_model_untouched():
+    torch.manual_seed(0)
+    m = RRL(_tiny(), _relation())
+    batch = _batch(16)
+    x1, x2, m1, m2 = m._views(batch)
+    with torch.no_grad():
+        on, tg = m.online(x1, m1), m.target(x2, m2)
+    o_loc, t_loc, o_g, t_g = m.relation_inputs([on], [tg])
+    # Eq.5 dots a local vector with the other network's global one: both must come out of the shared g
+    assert o_loc.shape == t_loc.shape == (16, len(AUS), m.cfg.proj_dim)
+    assert o_g.shape == t_g.shape == (16, m.cfg.proj_dim)
+
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m.eval()
+    plan, a, b = transport_plans_of(m, batch)
+    assert not m.training
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # BN running stats untouched
+    torch.testing.assert_close(a.sum(1), torch.ones(16))
+    torch.testing.assert_close(plan.sum(2), a, atol=2e-3, rtol=0)  # rows ship a (Eq.5)
+    torch.testing.assert_close(plan.sum(1), b, atol=2e-3, rtol=0)  # columns receive b

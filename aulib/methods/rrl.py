@@ -19,8 +19,8 @@ the step from the *transformed* landmarks, so they follow the flips.
 
 Where the paper is silent (documented choices): the local vectors come from the stride-16 stage of f (14x14
 for a 224 input, the paper's map size; Swin-T stage 3, VGG-16 block 5), the global vector from the last
-stage; the OT is solved on the encoder-level AU vectors o_k / t_k; every term is symmetrised over the two
-views as BYOL does; the lr schedule is cosine without warm-up and the weight decay follows its own cosine
+stage; the OT (Eq.5-6) is computed on the projections z_k = g(o_k) and z_g = g(o_g), see
+:meth:`RRL.relation_inputs`; every term is symmetrised over the two views as BYOL does; the lr schedule is cosine without warm-up and the weight decay follows its own cosine
 (applied decoupled, as AdamW does, after each step).
 """
 
@@ -284,15 +284,27 @@ class RRL(Method):
         if cfg.use_corr:
             # both directions (online 1 -> target 2, online 2 -> target 1) in ONE batched Sinkhorn call of 2B
             # problems; the mean over 2B equals the average of the two directions' Eq.6
-            cat = torch.cat
-            terms["corr"] = ot_relation_loss(cat([on1["loc"], on2["loc"]]), cat([tg2["loc"], tg1["loc"]]),
-                                             cat([on1["g"], on2["g"]]), cat([tg2["g"], tg1["g"]]), self.cost,
+            terms["corr"] = ot_relation_loss(*self.relation_inputs((on1, on2), (tg2, tg1)), self.cost,
                                              reg=cfg.ot_reg, max_iter=cfg.ot_iters,
                                              normalize=cfg.ot_normalize)  # Eq.6, symmetrised
             total = total + cfg.alphas[2] * terms["corr"]
         terms["loss"] = total  # Eq.7
         terms["momentum"] = torch.tensor(self.momentum)
         return terms
+
+    @staticmethod
+    def relation_inputs(online: Sequence[dict], target: Sequence[dict]) -> tuple[torch.Tensor, ...]:
+        """(o_local (N, K, P), t_local (N, K, P), o_global (N, P), t_global (N, P)) for Eq.5-6, the branch
+        outputs of matching views concatenated along the batch.
+
+        Eq.5 takes the dot product of a local vector with the *other* network's global vector, which only
+        means something if both live in one space. f's pooled last stage and the local head's output do not:
+        on them the cosines sat near 0, the clamp in Eq.5 zeroed all but one AU, and every plan collapsed to
+        a single row (the first cpu run's transport-plan figure). The shared projector g maps both into the
+        same space, so the OT works on z_k = g(o_k) and z_g = g(o_g), where BYOL's own losses live too."""
+        cat = torch.cat
+        return (cat([o["z_loc"] for o in online]), cat([t["z_loc"] for t in target]),
+                cat([o["z_g"] for o in online]), cat([t["z_g"] for t in target]))
 
     def parameter_groups(self) -> list[dict]:
         """Online f, g, local head and q; biases and norm weights are never decayed (DINO's rule). The
@@ -544,17 +556,18 @@ def embeddings(method: RRL, ds, rows: np.ndarray, batch_size: int = 128) -> dict
 
 @torch.no_grad()
 def transport_plans_of(method: RRL, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(plan (B, K, K), a (B, K), b (B, K)) the relation loss uses for view 1 online vs view 2 target."""
+    """(plan (B, K, K), a (B, K), b (B, K)) the relation loss computes for view 1 online -> view 2 target.
+
+    The networks run as in a training step (BatchNorm on the batch's statistics, so pass a whole training
+    batch), on a copy so that the model's running statistics are left untouched."""
     from aulib.losses.ot_relation import ot_marginals, transport_plans
 
     if method.cost is None or method.online.local is None:
         raise ValueError("this RRL variant has no relation term (use_corr=False)")
-    was = method.training
-    method.eval()
-    x1, x2, m1, m2 = method._views(batch)
-    on, tg = method.online(x1, m1), method.target(x2, m2)
-    a = ot_marginals(on["loc"], tg["g"], method.cfg.ot_normalize)
-    b = ot_marginals(tg["loc"], on["g"], method.cfg.ot_normalize)
+    twin = copy.deepcopy(method).train()
+    x1, x2, m1, m2 = twin._views(batch)
+    o_loc, t_loc, o_g, t_g = twin.relation_inputs([twin.online(x1, m1)], [twin.target(x2, m2)])
+    a = ot_marginals(o_loc, t_g, method.cfg.ot_normalize)  # Eq.5
+    b = ot_marginals(t_loc, o_g, method.cfg.ot_normalize)
     plan = transport_plans(method.cost, a, b, reg=method.cfg.ot_reg, max_iter=method.cfg.ot_iters)
-    method.train(was)
     return plan, a, b
