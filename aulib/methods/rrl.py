@@ -19,9 +19,10 @@ the step from the *transformed* landmarks, so they follow the flips.
 
 Where the paper is silent (documented choices): the local vectors come from the stride-16 stage of f (14x14
 for a 224 input, the paper's map size; Swin-T stage 3, VGG-16 block 5), the global vector from the last
-stage; the OT (Eq.5-6) is computed on the projections z_k = g(o_k) and z_g = g(o_g), see
-:meth:`RRL.relation_inputs`; every term is symmetrised over the two views as BYOL does; the lr schedule is cosine without warm-up and the weight decay follows its own cosine
-(applied decoupled, as AdamW does, after each step).
+stage; the OT (Eq.5-6) works on the projections z_k = g(o_k) and z_g = g(o_g) (see
+:meth:`RRL.relation_inputs`); every term is symmetrised over the two views as BYOL does; the lr schedule is
+cosine without warm-up and the weight decay follows its own cosine (applied decoupled, as AdamW does, after
+each step).
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ class RRL(Method):
         Eq.5 takes the dot product of a local vector with the *other* network's global vector, which only
         means something if both live in one space. f's pooled last stage and the local head's output do not:
         on them the cosines sat near 0, the clamp in Eq.5 zeroed all but one AU, and every plan collapsed to
-        a single row (the first cpu run's transport-plan figure). The shared projector g maps both into the
+        a single row (seen in an earlier version's cpu report). The shared projector g maps both into the
         same space, so the OT works on z_k = g(o_k) and z_g = g(o_g), where BYOL's own losses live too."""
         cat = torch.cat
         return (cat([o["z_loc"] for o in online]), cat([t["z_loc"] for t in target]),
