@@ -97,3 +97,17 @@ def test_relation_loss_falls_on_a_fixed_batch():
         ot_relation_loss(o, t, og, tg, cost).backward()
         opt.step()
     assert ot_relation_loss(o, t, og, tg, cost).item() < first - 0.2
+
+
+def test_plans_use_the_cost_and_approach_exact_ot_as_reg_shrinks():
+    """The plan the loss uses must be priced by C: never dearer than the independent plan a b^T (which has the
+    largest entropy, so an entropic optimum cannot cost more), and close to the exact OT cost (POT's network
+    simplex, ``ot.emd2``) at a small regularisation."""
+    cost, a, b = _problem(b=6, k=12, seed=3)
+    independent = torch.einsum("bi,bj,ij->b", a, b, cost)
+    for reg in (0.5, 0.1):
+        plan = transport_plans(cost, a, b, reg=reg, max_iter=3000, tol=1e-9)
+        assert ((plan * cost).sum((1, 2)) <= independent + 1e-6).all()
+    plan = transport_plans(cost, a, b, reg=0.01, max_iter=20000, tol=1e-10)
+    exact = [ot.emd2(a[i].double().numpy(), b[i].double().numpy(), cost.double().numpy()) for i in range(len(a))]
+    np.testing.assert_allclose((plan * cost).sum((1, 2)).numpy(), exact, atol=0.02)
