@@ -66,4 +66,12 @@ def seconds_per_call(fn: Callable[[], object], steps: int, warmup: int, device: 
     return (time.perf_counter() - start) / steps
 
 
-__all__ = ["list_benchmarks", "load_benchmark", "option", "seconds_per_call"]
+def use_fast_cuda_kernels(device: torch.device) -> None:
+    """On CUDA: let cuDNN pick its fastest kernels for the fixed shapes and allow TF32 matmuls and convs."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+__all__ = ["list_benchmarks", "load_benchmark", "option", "seconds_per_call", "use_fast_cuda_kernels"]

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from aulib.bench import seconds_per_call
+from aulib.bench import seconds_per_call, use_fast_cuda_kernels
 from aulib.methods.emoco import EmoCo, EmoCoConfig
 
 
@@ -48,10 +48,7 @@ def run(args) -> pd.DataFrame:
     """Benchmark on ``args.device`` (``args.quick`` for CPU-sized runs); returns the tidy table."""
     s = _settings(args)
     device, B, S, dtype = s["device"], s["batch_size"], s["image_size"], s["dtype"]
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    use_fast_cuda_kernels(device)
     torch.manual_seed(0)
     cfg = EmoCoConfig(backbone=s["backbone"], queue_size=s["queue_size"], proj_hidden=s["proj_hidden"])
     model = EmoCo(cfg).to(device).to(memory_format=torch.channels_last)

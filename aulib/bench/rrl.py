@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from aulib.bench import seconds_per_call
+from aulib.bench import seconds_per_call, use_fast_cuda_kernels
 from aulib.losses.ot_relation import ot_relation_loss, relation_cost, transport_plans
 from aulib.methods.rrl import BP4D_AUS, RRL, RRLConfig
 
@@ -48,10 +48,7 @@ def run(args) -> pd.DataFrame:
     """Benchmark on ``args.device`` (``args.quick`` for CPU-sized runs); returns the tidy table."""
     s = _settings(args)
     device, B, S, dtype = s["device"], s["batch_size"], s["image_size"], s["dtype"]
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    use_fast_cuda_kernels(device)
     torch.manual_seed(0)
     K = len(BP4D_AUS)
     rng = np.random.default_rng(0)
