@@ -39,6 +39,17 @@ def select(names: Sequence[str], notebooks: Sequence[Path]) -> list[Path]:
     return chosen
 
 
+def parse_param(text: str) -> tuple[str, object]:
+    """``"seed=1"`` -> ``("seed", 1)``: the value typed as papermill's ``-p`` types it (int, float, bool, None,
+    else the string)."""
+    from papermill.cli import _resolve_type
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--param {text!r}: expected KEY=VALUE")
+    return key.strip(), _resolve_type(value)
+
+
 def run_notebook(notebook: Path, output: Path, out_dir: Path, profile: str = "cpu",
                  parameters: dict | None = None, progress: bool = True, kernel_name: str | None = None) -> float:
     """Execute ``notebook`` into ``output`` with papermill; returns seconds taken."""
@@ -50,6 +61,8 @@ def run_notebook(notebook: Path, output: Path, out_dir: Path, profile: str = "cp
     tmp = output.with_name(f".{output.stem}.running.ipynb")
     params = {"profile": profile, "out_dir": str(out_dir), **(parameters or {})}
     start = time.perf_counter()
+    quiet = os.environ.get("AULIB_PROGRESS")
+    os.environ["AULIB_PROGRESS"] = "0"  # the kernel inherits it: no progress-bar stream in the saved notebook
     try:
         pm.execute_notebook(str(notebook), str(tmp), parameters=params, cwd=str(notebook.parent),
                             progress_bar=progress, kernel_name=kernel_name, log_output=False)
@@ -58,6 +71,11 @@ def run_notebook(notebook: Path, output: Path, out_dir: Path, profile: str = "cp
         if tmp.exists():
             os.replace(tmp, output.with_name(f"{output.stem}.failed.ipynb"))
         raise
+    finally:
+        if quiet is None:
+            os.environ.pop("AULIB_PROGRESS", None)
+        else:
+            os.environ["AULIB_PROGRESS"] = quiet
     os.replace(tmp, output)
     return time.perf_counter() - start
 

@@ -180,9 +180,11 @@ def test_run_folds_tidy_and_subject_exclusive():
         seen_test.extend(test_rows.tolist())
         return labels[test_rows]  # perfect predictions
 
-    t = run_folds(ds, oracle, k=3, seeds=(0, 1), variant="oracle", progress=False)
+    full = run_folds(ds, oracle, k=3, seeds=(0, 1), variant="oracle", progress=False)
+    assert set(full["variant"]) == {"oracle", "always present", "prior"}
+    t = full[full["variant"] == "oracle"]
     assert len(t) == 3 * 2 * 3
-    assert {"variant", "fold", "seed", "au", "f1", "accuracy", "n_train", "n_test"} <= set(t.columns)
+    assert {"variant", "fold", "seed", "au", "f1", "auc", "accuracy", "n_train", "n_test"} <= set(t.columns)
     assert sorted(set(seen_test)) == list(range(len(ds)))  # every row tested
     assert (t["accuracy"] == 1).all()
     assert (t.loc[t.n_pos > 0, "f1"] == 1).all()

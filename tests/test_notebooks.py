@@ -49,3 +49,33 @@ def test_runs_in_smoke_profile(path: Path, tmp_path: Path):
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert any(out_dir.iterdir()), f"{path.name} saved no figure or table into out_dir"
+
+
+METHOD_REPORTS = ["01_cnn_study", "02_tranet", "03_aunet", "04_rrl", "05_emoco"]
+
+
+@pytest.mark.parametrize("name", METHOD_REPORTS)
+def test_method_reports_carry_results_and_claims_with_baselines(name: str):
+    import pandas as pd
+
+    from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+    from aulib.experiments.report import check_results
+
+    folder = REPORT_DIR / name
+    results = pd.read_csv(folder / "results.csv")
+    check_results(results)  # schema, roles, [0, 1] ranges, an always-present row for every dataset and fold
+    assert {"method", "baseline"} <= set(results["role"]), f"{name}: results.csv lacks method or baseline rows"
+    assert "prior" in set(results["variant"])
+    if name in ("04_rrl", "05_emoco"):
+        assert {"untrained encoder", "supervised"} <= set(results["variant"]), f"{name}: learnt baselines missing"
+    claims = pd.read_csv(folder / "claims.csv")
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS and len(claims)
+    assert set(claims["verdict"]) <= set(VERDICTS)
+
+
+def test_readme_summary_is_read_from_the_reports():
+    from aulib.experiments.report import summary_markdown
+
+    readme = (REPORT_DIR.parent / "README.md").read_text()
+    table = summary_markdown(REPORT_DIR)
+    assert table in readme, ("README's results table differs from the committed reports; paste this:\n\n" + table)

@@ -8,7 +8,7 @@ For each registered backbone (``aulib.models.create_backbone(name, in_chans, num
 * ``bare_fwd_bwd``: ``BCE(model(x), y).backward()`` on device-resident tensors, no optimiser (the ceiling);
 * ``bare_step``: the same plus ``optimizer.step()`` (Adam), what a hand-written loop does;
 * ``aulib_fit``: a whole :func:`aulib.train.fit` epoch of ``steps`` steps through
-  :class:`aulib.eval.protocols.SupervisedBCE` (batch moved by the trainer, finiteness check, logging,
+  :class:`aulib.methods.supervised.Supervised` (batch moved by the trainer, finiteness check, logging,
   ``on_after_optimizer_step``; no checkpoint files), timed from the trainer's history after a warm-up epoch.
 
 On CUDA the three use bf16 autocast (``--amp none`` for fp32). ``overhead_vs_bare_step`` = 1 -
@@ -59,7 +59,7 @@ def run(args=None) -> pd.DataFrame:
 
 def _measure(name: str, dev: torch.device, bs: int, size: int, chans: int, k: int, steps: int, warmup: int,
              use_amp: bool) -> list[dict]:
-    from aulib.eval.protocols import SupervisedBCE
+    from aulib.methods.supervised import Supervised
     from aulib.models import create_backbone
     from aulib.train import TrainConfig, fit
 
@@ -87,7 +87,7 @@ def _measure(name: str, dev: torch.device, bs: int, size: int, chans: int, k: in
     t_fb = seconds_per_call(fwd_bwd, steps, warmup, dev)
     t_step = seconds_per_call(bare_step, steps, warmup, dev)
 
-    method = SupervisedBCE(model)
+    method = Supervised(model=model)
     batch = {"image": x, "labels": y, "valid": v}
     cfg = TrainConfig(epochs=2, optimizer="adam", lr=1e-4, steps_per_epoch=steps, device=str(dev), amp=use_amp,
                       progress=False)

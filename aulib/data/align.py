@@ -25,8 +25,8 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_face", "apply_transform", "get_template",
-           "invert_transform", "similarity_transform", "warp"]
+__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_dataset", "align_face", "apply_transform", "get_template",
+           "invert_transform", "resized_template", "similarity_transform", "warp"]
 
 
 def _mean_shape() -> np.ndarray:
@@ -242,3 +242,35 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, template: str | Templat
     out = to_channels(warp(img, m, tpl.size), tpl.channels)
     out_lm = apply_transform(m, lm).astype(np.float32)
     return (out, out_lm, m) if return_matrix else (out, out_lm)
+
+
+# -- whole datasets -----------------------------------------------------------------------------------------
+def resized_template(template: str | Template, size: int | None = None, channels: int | None = None) -> Template:
+    """``template`` at another output size (points scaled with the pixel-centre convention) and/or channels."""
+    tpl = get_template(template)
+    size = size or tpl.size
+    channels = channels or tpl.channels
+    if size == tpl.size and channels == tpl.channels:
+        return tpl
+    pts = (np.asarray(tpl.points, dtype=np.float64) + 0.5) * size / tpl.size - 0.5
+    return Template(f"{tpl.name}_{size}", size, channels, tpl.groups, pts)
+
+
+def align_dataset(ds, template: str | Template, size: int | None = None, channels: int | None = None):
+    """Every frame of canonical dataset ``ds`` aligned to ``template`` (optionally resized to ``size`` px and
+    ``channels``); returns a packed, in-memory :class:`~aulib.data.schema.CanonicalDataset` whose landmarks
+    moved with the faces. The original is untouched."""
+    import dataclasses
+
+    from .schema import CanonicalDataset
+
+    tpl = resized_template(template, size, channels)
+    n = len(ds)
+    images = np.empty((n, tpl.size, tpl.size, tpl.channels), np.uint8)
+    landmarks = np.empty((n, 68, 2), np.float32)
+    for i in range(n):
+        images[i], landmarks[i] = align_face(ds.image(i), ds.landmarks[i], tpl)
+    meta = dataclasses.replace(ds.meta, image_size=(tpl.size, tpl.size), channels=tpl.channels, storage="packed",
+                               provenance={**ds.meta.provenance, "aligned": f"{tpl.name} template {tpl.size}px"})
+    frames = ds.frames.drop(columns=[c for c in ("path",) if c in ds.frames]).assign(image=np.arange(n))
+    return CanonicalDataset(meta, frames, landmarks, images)

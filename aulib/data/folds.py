@@ -62,3 +62,26 @@ def fold_split(ds: CanonicalDataset, fold: int, k: int = 3, seed: int = 0) -> tu
     test_subjects = fold_subjects(ds.frames.subject.unique(), k, seed)[fold - 1]
     is_test = ds.frames.subject.isin(test_subjects).to_numpy()
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def split_validation(ds: CanonicalDataset, rows: np.ndarray, fraction: float, seed: int = 0,
+                     max_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(fit_rows, val_rows): ``fraction`` of the subjects of ``rows`` (at least one when fraction > 0, at most all
+    but one) held out, subject-exclusive, for choosing the best epoch or early stopping. ``max_frames`` caps the
+    validation rows (a seeded random subset, kept in row order). ``fraction <= 0`` or a single subject ->
+    (rows, empty)."""
+    rows = np.asarray(rows)
+    if fraction <= 0:
+        return rows, rows[:0]
+    subject = ds.frames.subject.to_numpy()[rows]
+    subjects = np.array(sorted(set(subject)))
+    if len(subjects) < 2:
+        return rows, rows[:0]
+    rng = np.random.default_rng(seed)
+    n_val = min(len(subjects) - 1, max(1, int(round(fraction * len(subjects)))))
+    val_subjects = subjects[rng.permutation(len(subjects))[:n_val]]
+    is_val = np.isin(subject, val_subjects)
+    val = rows[is_val]
+    if max_frames is not None and len(val) > max_frames:
+        val = np.sort(rng.choice(val, max_frames, replace=False))
+    return rows[~is_val], val

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 def _valid(labels: np.ndarray, valid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -115,3 +116,22 @@ REFERENCE: dict[str, ReferenceStats] = {
 26    .10 .05 .18 .12 .09 .20 .72  1"""),
         130_814, 0.537),
 }
+
+
+def rates_table(sets: dict, real=None) -> pd.DataFrame:
+    """Tidy positive rates per AU: each synthetic set of ``sets`` ({preset: dataset}) beside the reported rates of
+    :data:`REFERENCE` for that preset and, when ``real`` (a converted dataset) has those AUs, beside it. Columns
+    ``dataset, au, source, rate``."""
+    rows = []
+    for name, ds in sets.items():
+        ref = REFERENCE[name]
+        r = positive_rates(*ds.au_matrix())
+        for j, au in enumerate(ds.aus):
+            rows.append({"dataset": name, "au": f"AU{au}", "source": "synthetic", "rate": r[j]})
+            rows.append({"dataset": name, "au": f"AU{au}", "source": f"{ref.name} (reported)",
+                         "rate": ref.rates[ref.aus.index(au)]})
+        if real is not None and set(ds.aus) <= set(real.aus):
+            rr = positive_rates(*real.au_matrix())
+            rows += [{"dataset": name, "au": f"AU{au}", "source": f"{real.meta.name} (your data)",
+                      "rate": rr[real.aus.index(au)]} for au in ds.aus]
+    return pd.DataFrame(rows)

@@ -5,7 +5,8 @@ Inputs are ``(N, K)`` arrays or tensors: ``y`` the 0/1 labels (unknown codes suc
 ``(N, K)`` mask of known labels (default: every label that is 0 or 1). Every function returns one value per AU
 (``nan`` for an AU with no known label); means over AUs skip those ``nan``s.
 
-F1 is the positive class's F1 (0 when an AU has neither a predicted nor a true positive, as sklearn's
+ROC-AUC ranks the scores as given (sklearn's ``roc_auc_score``), so it needs probabilities, not 0/1 decisions, to
+say more than balanced accuracy. F1 is the positive class's F1 (0 when an AU has neither a predicted nor a true positive, as sklearn's
 ``zero_division=0``). "accuracy" is the plain fraction of correct labels; "balanced accuracy" is
 (TPR + TNR) / 2, which is the expected accuracy on batches holding as many positives as negatives;
 :func:`balanced_batch_accuracy` scores the CNN study's sampled balanced batches directly.
@@ -92,6 +93,23 @@ def balanced_accuracy_per_au(y, p, valid=None, threshold: float = 0.5) -> np.nda
         return np.nanmean(np.stack([tpr, tnr]), axis=0) if len(tpr) else tpr
 
 
+def auc_per_au(y, p, valid=None) -> np.ndarray:
+    """(K,) ROC-AUC of the scores ``p`` per AU over known labels (``sklearn.metrics.roc_auc_score``); nan where
+    an AU lacks positives or negatives. Constant scores give 0.5."""
+    from sklearn.metrics import roc_auc_score
+
+    t, _, v = _prep(y, p, valid, 0.5)
+    s = _np(p).astype(np.float64)
+    if s.ndim == 1:
+        s = s[:, None]
+    out = np.full(t.shape[1], np.nan)
+    for k in range(t.shape[1]):
+        yk, sk = t[v[:, k], k], s[v[:, k], k]
+        if yk.any() and not yk.all():
+            out[k] = roc_auc_score(yk, sk)
+    return out
+
+
 def balanced_batch_accuracy(p, y, groups, threshold: float = 0.5) -> np.ndarray:
     """(K,) the CNN study's accuracy: AU k is scored only on the images sampled for AU k.
 
@@ -115,8 +133,9 @@ def balanced_batch_accuracy(p, y, groups, threshold: float = 0.5) -> np.ndarray:
 
 def per_au_table(y, p, valid=None, aus: Sequence | None = None, threshold: float = 0.5,
                  **columns) -> pd.DataFrame:
-    """Tidy per-AU frame: ``au``, ``f1``, ``accuracy``, ``balanced_accuracy``, ``n_pos``, ``n_valid``, plus the
-    constant ``columns`` given (e.g. ``fold=1, seed=0, variant="baseline"``) as leading columns."""
+    """Tidy per-AU frame: ``au``, ``f1``, ``auc``, ``accuracy``, ``balanced_accuracy``, ``n_pos``, ``n_valid``, plus
+    the constant ``columns`` given (e.g. ``fold=1, seed=0, variant="baseline"``) as leading columns. F1, accuracy
+    and balanced accuracy threshold ``p`` at ``threshold``; AUC ranks ``p`` as given."""
     c = confusion_per_au(y, p, valid, threshold)
     k = len(c["tp"])
     if aus is None:
@@ -127,6 +146,7 @@ def per_au_table(y, p, valid=None, aus: Sequence | None = None, threshold: float
     df = pd.DataFrame({
         "au": aus,
         "f1": f1_per_au(y, p, valid, threshold),
+        "auc": auc_per_au(y, p, valid),
         "accuracy": accuracy_per_au(y, p, valid, threshold),
         "balanced_accuracy": balanced_accuracy_per_au(y, p, valid, threshold),
         "n_pos": c["tp"] + c["fn"],

@@ -26,43 +26,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from aulib.eval.metrics import per_au_table
-from aulib.methods.base import Method
+from aulib.losses.masked_bce import masked_bce
+from aulib.methods.base import unpack_batch
+from aulib.methods.supervised import Supervised
 from aulib.train import TrainConfig, fit, resolve_device, seed_everything
-
-
-def unpack_batch(batch: Any, input_key: str = "image") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(images, labels or None, valid or None) from a dict batch or an ``(x, y[, valid])`` tuple."""
-    if isinstance(batch, dict):
-        if input_key not in batch:
-            raise KeyError(f"batch has no {input_key!r}; keys: {sorted(batch)}")
-        return batch[input_key], batch.get("labels"), batch.get("valid")
-    if isinstance(batch, (list, tuple)):
-        x = batch[0]
-        y = batch[1] if len(batch) > 1 else None
-        v = batch[2] if len(batch) > 2 else None
-        return x, y, v
-    return batch, None, None
-
-
-def masked_bce(logits: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None,
-               pos_weight: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean BCE-with-logits over known labels. logits/labels/valid (B, K); pos_weight (K,); weight (B, K)."""
-    y = labels.float()
-    v = torch.ones_like(y) if valid is None else valid.float()
-    y = y * v  # unknown codes (e.g. 9) become 0 where they are masked out anyway
-    loss = F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none", pos_weight=pos_weight)
-    if weight is not None:
-        loss = loss * weight
-    return (loss * v).sum() / v.sum().clamp(min=1)
 
 
 @torch.no_grad()
@@ -70,7 +44,7 @@ def extract_features(encoder: nn.Module, loader: Iterable, device: str | torch.d
                      feature_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
                      input_key: str = "image", progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(features (N, D), labels (N, K), valid (N, K)) on the CPU, the encoder in eval mode, no gradients."""
-    from tqdm.auto import tqdm
+    from aulib.progress import tqdm
 
     dev = resolve_device(device)
     was_training = encoder.training
@@ -136,7 +110,7 @@ def train_head(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor
                cfg: ProbeConfig | None = None) -> nn.Module:
     """Train a probe head on (N, D) features for (N, K) labels; returns the head in eval mode (CPU)."""
     cfg = cfg or ProbeConfig()
-    from tqdm.auto import tqdm
+    from aulib.progress import tqdm
 
     dev = resolve_device(cfg.device)
     valid = torch.ones_like(labels, dtype=torch.bool) if valid is None else valid.bool()
@@ -214,45 +188,8 @@ def linear_probe(encoder: nn.Module, train_loader: Iterable, test_loader: Iterab
                        extra={"train_features": ftr, "test_features": fte})
 
 
-class SupervisedBCE(Method):
-    """A model ``images -> logits (B, K)`` trained with BCE over known labels (the fine-tuning protocol).
-
-    ``pos_weight`` (K,) weighs positives; ``cost_manipulation=True`` uses the CNN study's per-batch weights
-    (:func:`aulib.train.samplers.cost_weights`); ``au_mask`` (B, K) bool (from a balanced sampler) scores each
-    AU only on the images drawn for it and averages the per-AU BCEs (the study's loss).
-    """
-
-    def __init__(self, model: nn.Module, pos_weight: torch.Tensor | None = None, cost_manipulation: bool = False,
-                 au_mask: torch.Tensor | None = None, input_key: str = "image"):
-        super().__init__()
-        self.model = model
-        self.register_buffer("pos_weight", pos_weight.float() if pos_weight is not None else None)
-        self.register_buffer("au_mask", au_mask.bool() if au_mask is not None else None)
-        self.cost_manipulation = cost_manipulation
-        self.input_key = input_key
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def training_step(self, batch, step):
-        x, y, v = unpack_batch(batch, self.input_key)
-        logits = self.model(x)  # (B, K)
-        v = torch.ones_like(y, dtype=torch.bool) if v is None else v.bool()
-        weight = None
-        if self.cost_manipulation:
-            from aulib.train.samplers import cost_weights
-
-            weight = cost_weights(y, v)
-        if self.au_mask is not None and self.au_mask.shape == v.shape:
-            m = v & self.au_mask  # (B, K): AU k only on its own images
-            per = F.binary_cross_entropy_with_logits(logits.float(), (y * v).float(), reduction="none",
-                                                     pos_weight=self.pos_weight)
-            per_au = (per * m).sum(0) / m.sum(0).clamp(min=1)  # (K,) mean BCE over each AU's images
-            has = m.any(0)
-            loss = per_au[has].mean() if has.any() else per.sum() * 0
-        else:
-            loss = masked_bce(logits, y, v, self.pos_weight, weight)
-        return {"loss": loss}
+#: the fine-tuning protocol's method, now :class:`aulib.methods.supervised.Supervised` (kept as an alias)
+SupervisedBCE = Supervised
 
 
 @torch.no_grad()
@@ -260,7 +197,7 @@ def predict(model: nn.Module, loader: Iterable, device: str | torch.device = "au
             flip_tta: bool = False, progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probs, labels, valid) of ``model`` (images -> logits) over ``loader``; ``flip_tta`` averages the
     logits of the image and its mirror (AUNet's test protocol)."""
-    from tqdm.auto import tqdm
+    from aulib.progress import tqdm
 
     dev = resolve_device(device)
     was = model.training
@@ -289,7 +226,7 @@ def finetune(model: nn.Module, train_loader: Iterable, test_loader: Iterable, cf
              evaluate: Callable | None = None, resume: bool = True) -> ProbeResult:
     """Train ``model`` end to end with masked BCE via :func:`aulib.train.fit`, then predict ``test_loader``."""
     cfg = cfg or TrainConfig()
-    method = SupervisedBCE(model, pos_weight, cost_manipulation, au_mask)
+    method = Supervised(model=model, pos_weight=pos_weight, cost_manipulation=cost_manipulation, au_mask=au_mask)
     history = fit(method, train_loader, cfg, out_dir=out_dir, resume=resume, evaluate=evaluate)
     probs, labels, valid = predict(model, test_loader, cfg.device, flip_tta=flip_tta, progress=cfg.progress)
     return ProbeResult(probs, labels, valid, model, history)

@@ -427,7 +427,7 @@ def fit(
     # first bad step and term; the steps in between have already been applied when it is raised)
     check_every = cfg.check_finite_every or (1 if device.type != "cuda" else 20)
     first_step_of_run = step
-    from tqdm.auto import tqdm
+    from aulib.progress import tqdm
 
     for epoch in range(start_epoch, cfg.epochs):
         if stopped_early:

@@ -38,6 +38,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from aulib.losses.masked_bce import cost_weights  # noqa: F401  (re-exported: the cost-manipulation weights)
+
 BALANCING_METHODS = ("random", "undersampling", "oversampling", "cost", "weighted")
 
 
@@ -188,20 +190,6 @@ class UndersamplingBatchSampler(OversamplingBatchSampler):
     def kept_rows(self) -> np.ndarray:
         """Rows any AU can still draw (the union of positives and kept negatives)."""
         return np.unique(np.concatenate(self.positives + self.negatives))
-
-
-def cost_weights(labels: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, K) BCE weights of the cost-manipulation method for one batch: AU k's positives weigh
-    ``#neg_k / #pos_k`` counted in this batch (valid labels only), negatives 1, unknown labels 0. An AU with
-    no positive in the batch leaves its negatives at 1 (nothing to up-weight)."""
-    y = labels.float()
-    v = torch.ones_like(y, dtype=torch.bool) if valid is None else valid.bool()
-    pos = (y > 0.5) & v
-    neg = (y <= 0.5) & v
-    n_pos = pos.sum(0).float()  # (K,)
-    n_neg = neg.sum(0).float()
-    ratio = torch.where(n_pos > 0, n_neg / n_pos.clamp(min=1), torch.zeros_like(n_pos))
-    return torch.where(pos, ratio.expand_as(y), neg.float())
 
 
 def check_balanceable(labels, valid=None, aus: Sequence | None = None, method: str = "cost") -> None:

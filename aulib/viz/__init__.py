@@ -11,8 +11,9 @@ from aulib.viz.plots import (
     per_au_bars,
     save_figure,
     save_table,
+    scores_vs_baselines,
     set_style,
     training_curves,
 )
 
-__all__ = ["heatmap", "per_au_bars", "save_figure", "save_table", "set_style", "training_curves"]
+__all__ = ["heatmap", "per_au_bars", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]

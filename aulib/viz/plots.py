@@ -180,3 +180,43 @@ def heatmap(matrix, labels: Sequence[str] | None = None, col_labels: Sequence[st
     if title:
         ax.set_title(title)
     return fig
+
+
+def scores_vs_baselines(results: pd.DataFrame, values: Sequence[str] = ("f1", "auc"), dataset: str | None = None,
+                        title: str | None = None):
+    """Mean over AUs per run, then mean +- std over runs, of every non-baseline variant (bars, coloured by role)
+    with the baselines (``always present``, ``prior``, ``untrained encoder``) as dashed lines: the one figure
+    that says whether a method detects anything. One row of panels per dataset."""
+    _require(results, ["variant", "role", "dataset", "fold", "seed", *values], "scores_vs_baselines")
+    r = results if dataset is None else results[results["dataset"] == dataset]
+    datasets = list(dict.fromkeys(r["dataset"]))
+    fig, axes = plt.subplots(len(datasets), len(values), figsize=(5.2 * len(values), 0.2 + 2.8 * len(datasets)),
+                             squeeze=False)
+    colours = dict(zip(("method", "ablation", "reference"), plt.get_cmap("tab10").colors))
+    line_styles = {"always present": ("k", "--"), "prior": ("0.5", ":"), "untrained encoder": ("tab:red", "-.")}
+    for i, ds in enumerate(datasets):
+        part = r[r["dataset"] == ds]
+        per_run = part.groupby(["role", "variant", "fold", "seed"], observed=True)[list(values)].mean().reset_index()
+        agg = per_run.groupby(["role", "variant"], observed=True)[list(values)].agg(["mean", "std"])
+        bars = agg.drop(index="baseline", level="role", errors="ignore")
+        order = sorted(bars.index, key=lambda rv: (("reference", "method", "ablation").index(rv[0]), rv[1]))
+        for j, v in enumerate(values):
+            ax = axes[i, j]
+            names = [n for _, n in order]
+            ax.barh(names, [bars.loc[o, (v, "mean")] for o in order],
+                    xerr=[np.nan_to_num(bars.loc[o, (v, "std")]) for o in order],
+                    color=[colours[o[0]] for o in order])
+            base = agg.loc["baseline"] if "baseline" in agg.index.get_level_values(0) else None
+            if base is not None:
+                for name, row in base.iterrows():
+                    c, ls = line_styles.get(name, ("0.3", "--"))
+                    ax.axvline(row[(v, "mean")], color=c, ls=ls, lw=1.2, label=name)
+            ax.invert_yaxis()
+            ax.set_xlabel(f"mean {v.upper() if v != 'balanced_accuracy' else 'balanced accuracy'} over AUs")
+            ax.set_title(ds if len(values) == 1 else f"{ds}: {v}")
+            if i == 0 and j == len(values) - 1:
+                ax.legend(fontsize="small", loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

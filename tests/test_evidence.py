@@ -1,0 +1,179 @@
+"""The evidence layer: trivial baselines, the one fold x seed runner, the one claims rule, the report tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_dataset
+from scipy import stats
+from sklearn.metrics import f1_score, roc_auc_score
+
+from aulib.eval import baselines as B
+from aulib.eval.claims import Claim, interval, judge, verdict, verdict_counts
+from aulib.eval.crossval import COLUMNS, Variant, run_folds, scores, tidy
+from aulib.eval.metrics import auc_per_au, per_au_table
+from aulib.experiments.report import check_results, claims_markdown, scores_markdown, write_tables
+
+# ------------------------------------------------------------------------------------------------ baselines
+Y = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 1], [0, 0, 0], [1, 0, 9], [0, 1, 1]])
+V = Y != 9
+
+
+def test_always_present_f1_is_2p_over_1_plus_p_and_matches_sklearn():
+    t = per_au_table(Y, B.always_present(*Y.shape), V)
+    for k in range(3):
+        yk = Y[V[:, k], k]
+        p = yk.mean()
+        assert t.f1[k] == pytest.approx(2 * p / (1 + p))
+        assert t.f1[k] == pytest.approx(f1_score(yk, np.ones_like(yk)))
+    assert (t.auc == 0.5).all()
+
+
+def test_prior_uses_training_rates_and_has_auc_one_half():
+    train = np.array([[1, 0, 1], [1, 0, 1], [1, 1, 0], [0, 9, 1]])
+    rates = B.training_rates(train, train != 9)
+    np.testing.assert_allclose(rates, [0.75, 1 / 3, 0.75])
+    p = B.prior(train, train != 9, len(Y))
+    assert p.shape == Y.shape and (p == rates).all()
+    t = per_au_table(Y, p, V)
+    assert (t.auc == 0.5).all()
+    # threshold 0.5: AU 0 and AU 2 predicted present everywhere, AU 1 never
+    assert t.f1[0] == pytest.approx(f1_score(Y[:, 0], np.ones(6)))
+    assert t.f1[1] == 0.0
+
+
+def test_auc_matches_sklearn_and_skips_unknown_labels():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (40, 4))
+    y[:5, 1] = 9
+    p = rng.uniform(size=y.shape)
+    a = auc_per_au(y, p, y != 9)
+    for k in range(4):
+        keep = y[:, k] != 9
+        assert a[k] == pytest.approx(roc_auc_score(y[keep, k], p[keep, k]))
+    y[:, 3] = 1  # one class only: undefined
+    assert np.isnan(auc_per_au(y, p, y != 9)[3])
+
+
+# ------------------------------------------------------------------------------------------------ runner
+def test_run_folds_adds_baselines_on_the_same_test_frames():
+    ds = make_dataset(n_subjects=6, seqs=1, frames=6, aus=(1, 2, 4))
+    labels, valid = ds.au_matrix()
+
+    def half(train_rows, test_rows, fold, seed):  # test on the first half of the test rows only
+        keep = test_rows[: len(test_rows) // 2]
+        return {"probs": labels[keep].astype(float), "labels": labels[keep], "valid": valid[keep]}
+
+    r = run_folds(ds, [Variant("half", half), Variant("half again", half, role="ablation")], k=3, seeds=(0, 1),
+                  experiment="e", progress=False)
+    assert list(r.columns[: len(COLUMNS)]) == COLUMNS
+    assert set(r.role) == {"method", "ablation", "baseline"}
+    ap = r[r.variant == "always present"]
+    assert len(ap) == 3 * 2 * 3  # once per (fold, seed, AU), not once per variant
+    m = r[r.variant == "half"].set_index(["fold", "seed", "au"])
+    a = ap.set_index(["fold", "seed", "au"])
+    assert (a.n_valid == m.n_valid).all() and (a.n_pos == m.n_pos).all()  # the variant's own test frames
+    assert (r.loc[r.variant == "prior", "auc"].dropna() == 0.5).all()
+    s = scores(r)
+    assert s.role.iloc[0] == "baseline"
+    with pytest.raises(ValueError, match="role"):
+        Variant("x", half, role="main")
+    with pytest.raises(ValueError, match="baseline"):
+        run_folds(ds, half, baselines=("untrained encoder",), progress=False)
+
+
+def test_tidy_drops_repeated_baselines_from_two_calls():
+    ds = make_dataset(n_subjects=3, seqs=1, frames=4)
+    labels, _ = ds.au_matrix()
+    a = run_folds(ds, lambda tr, te, f, s: labels[te], variant="a", experiment="e", progress=False)
+    b = run_folds(ds, lambda tr, te, f, s: labels[te], variant="b", experiment="e", progress=False)
+    t = tidy([a, b])
+    assert (t.variant == "always present").sum() == (a.variant == "always present").sum()
+    assert set(t.variant) == {"a", "b", "always present", "prior"}
+
+
+# ------------------------------------------------------------------------------------------------ claims
+def results_from(units: dict[str, list[float]], auc: dict[str, float] | None = None, n_aus: int = 2) -> pd.DataFrame:
+    """A results table whose mean-over-AU F1 per unit is given per variant (each AU gets the same value)."""
+    rows = []
+    for variant, f1s in units.items():
+        for i, f in enumerate(f1s):
+            for k in range(n_aus):
+                rows.append({"experiment": "e", "variant": variant, "role": "baseline" if variant == "always present"
+                             else "method", "dataset": "d", "fold": i % 3 + 1, "seed": i // 3, "au": f"AU{k}",
+                             "f1": f, "auc": (auc or {}).get(variant, 0.8), "balanced_accuracy": 0.7,
+                             "n_pos": 5, "n_valid": 10})
+    return pd.DataFrame(rows)
+
+
+AP = [0.30] * 6
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ([0.60, 0.62, 0.61, 0.63, 0.60, 0.62], [0.50, 0.51, 0.52, 0.50, 0.49, 0.51], "holds"),
+    ([0.50, 0.51, 0.52, 0.50, 0.49, 0.51], [0.60, 0.62, 0.61, 0.63, 0.60, 0.62], "opposite"),
+    ([0.60, 0.50, 0.62, 0.49, 0.61, 0.50], [0.55, 0.56, 0.54, 0.55, 0.56, 0.55], "not resolved"),
+])
+def test_each_verdict_on_hand_made_units(a, b, expected):
+    c = judge(results_from({"A": a, "B": b, "always present": AP}), [Claim("a beats b", "A", "B", 0.02)])
+    assert c.verdict.item() == expected
+    d = np.subtract(a, b)
+    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(len(d)))
+    assert c["diff"].item() == pytest.approx(d.mean())
+    assert (c.ci_low.item(), c.ci_high.item()) == pytest.approx((lo, hi))
+    assert c.n_units.item() == 6 and c.interval.item() == "t"
+
+
+def test_the_papers_direction_flips_the_verdict():
+    a, b = [0.5] * 3 + [0.52] * 3, [0.6] * 3 + [0.61] * 3
+    res = results_from({"A": a, "B": b, "always present": AP})
+    up, down = judge(res, [Claim("up", "A", "B", +0.01), Claim("down", "A", "B", -0.01)]).verdict
+    assert (up, down) == ("opposite", "holds")
+
+
+def test_no_evidence_when_a_side_does_not_beat_always_present_or_ranks_at_chance():
+    a, b = [0.60, 0.62, 0.61, 0.63, 0.60, 0.62], [0.29] * 6
+    res = results_from({"A": a, "B": b, "always present": AP})
+    assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "no evidence"
+    b = [0.50, 0.51, 0.52, 0.50, 0.49, 0.51]
+    res = results_from({"A": a, "B": b, "always present": AP}, auc={"B": 0.55})
+    assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "no evidence"
+    res = results_from({"A": a, "B": b, "always present": AP}, auc={"B": 0.65})
+    assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "holds"
+
+
+def test_few_units_use_a_bootstrap_and_one_unit_resolves_nothing():
+    lo, hi, how = interval([0.02, 0.05, 0.03])
+    assert how == "bootstrap" and 0.02 - 1e-12 <= lo < hi <= 0.05 + 1e-12
+    assert verdict(lo, hi) == "holds"
+    lo, hi, how = interval([0.02, -0.05, 0.03])
+    assert verdict(lo, hi) == "not resolved"
+    assert interval([0.1])[2] == "none" and verdict(*interval([0.1])[:2]) == "not resolved"
+    res = results_from({"A": [0.6], "B": [0.5], "always present": [0.3]})
+    assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "not resolved"
+
+
+def test_claims_pair_units_and_name_missing_variants():
+    res = results_from({"A": [0.6] * 6, "B": [0.5] * 3, "always present": AP})  # B only has the 3 units of seed 0
+    c = judge(res, [Claim("c", "A", "B")])
+    assert c.n_units.item() == 3 and c["diff"].item() == pytest.approx(0.1)
+    with pytest.raises(KeyError, match="'Z'"):
+        judge(res, [Claim("c", "A", "Z")])
+    assert verdict_counts(c) == {"holds": 1, "opposite": 0, "not resolved": 0, "no evidence": 0}
+
+
+# ------------------------------------------------------------------------------------------------ report
+def test_write_tables_checks_the_schema(tmp_path):
+    res = results_from({"A": [0.6] * 6, "B": [0.5] * 6, "always present": AP})
+    claims = judge(res, [Claim("c", "A", "B", 0.01)])
+    paths = write_tables(tmp_path, res, claims)
+    assert [p.name for p in paths] == ["results.csv", "claims.csv"]
+    back = pd.read_csv(paths[1])
+    assert list(back.columns[:10]) == ["claim", "a", "b", "metric", "paper_diff", "diff", "ci_low", "ci_high",
+                                       "n_units", "verdict"]
+    assert "holds" in claims_markdown(claims) and "always present 30.0" in scores_markdown(res)
+    with pytest.raises(ValueError, match="outside"):
+        check_results(res.assign(f1=res.f1 * 100))
+    with pytest.raises(ValueError, match="always present"):
+        check_results(res[res.variant != "always present"])
+    with pytest.raises(ValueError, match="baseline variant"):
+        check_results(res.assign(variant=res.variant.replace("always present", "all ones")))
