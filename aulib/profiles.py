@@ -26,7 +26,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "base": {"normalisation": "samplewise_normalization", "augmentation": "baseline",
                      "balancing": "oversampling"},
             "paper_base": {"augmentation": "baseline", "balancing": "oversampling"},
-            "cost_models": ["Baseline", "EmoNets", "LightCNN-9"], "table1_models": ["Baseline"],
+            "cost_models": ["Baseline", "EmoNets", "LightCNN-9"], "table1_models": ["Baseline", "LightCNN-9"],
             "frame_fractions": [0.5, 1.0], "subject_fractions": [0.5, 1.0], "frame_budget": 0.5,
         },
         "tranet": {
@@ -42,7 +42,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "aunet": {  # notebooks/03_aunet: tiny FAN/heads at 48 px, one epoch each, 3 folds
             "data": {"n_subjects": 6, "sequences_per_subject": 2, "frames_per_sequence": 12, "image_size": 48},
             "fan_data": {"n_subjects": 48, "sequences_per_subject": 1, "frames_per_sequence": 1, "image_size": 48},
-            "folds": [1, 2, 3], "nme_frames": 24, "fig6_frames": 2,
+            "folds": [1, 2, 3], "seeds": [0], "label_space_folds": [1], "reference_folds": [1],
+            "nme_frames": 24, "fig6_frames": 2,
             "method": {"image_size": 48, "fan_width": 16, "fan_depth": 3, "fan_epochs": 1, "fan_lr": 3e-3,
                        "fan_batch_size": 16, "fan_sigma": 1.5, "head_width": 16, "head_hidden": 16,
                        "head_blocks": 3, "temporal_offset": 2, "vae_epochs": 3, "vae_batch_size": 64,
@@ -61,6 +62,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "variants": ["global", "global+local", "global+corr", "global+local+corr", "swin, no augment",
                          "vgg, no augment"],
             "probe": {"epochs": 5, "lr": 0.01, "pos_weight": "balanced"}, "embed_rows": 24, "plan_images": 2,
+            # the supervised reference: the same f + BN + Linear head trained on the training fold's labels
+            "supervised": {"epochs": 1, "lr": 0.001, "batch_size": 16},
         },
         "emoco": {  # EmoCo notebook: tiny ResNet, every code path once
             "backbone": "resnet_tiny", "image_size": 48, "channels": 1, "proj_hidden": 64, "proj_dim": 32,
@@ -72,18 +75,22 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                         "gft": {"n_subjects": 12, "sequences_per_subject": 1, "frames_per_sequence": 8}},
             "linear_folds": [1], "finetune_folds": [1], "probe_epochs": 10, "probe_lr": 0.01,
             "finetune_epochs": 1, "finetune_lr": 0.001, "finetune_batch": 64, "finetune_sets": ["bp4d"],
+            "supervised_epochs": 1,  # the `supervised` reference: the backbone trained on the AU labels
             "sweep_lambdas": [0.2, 1.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 140, "viz_emotion": "happy", "umap": False,
         },
         "real_data": {"subjects": 3, "sequences": 2, "frames": 4, "image_size": 64, "workers": 1,
-                      "layouts": ["bp4d", "disfa"], "align": "aunet"},
+                      "layouts": ["bp4d", "disfa"], "align": "aunet",
+                      "cli_subjects": 2, "cli_frames": 2},
     },
     "cpu": {
         "data": {"n_subjects": 41, "sequences_per_subject": 4, "frames_per_sequence": 60, "image_size": 112},
         "cnn_study": {
-            # 82 synthetic subjects (two blocks of BP4D ids) x 1 sequence: many identities, few frames each
+            # 82 synthetic subjects (two blocks of BP4D ids) x 1 sequence: many identities, few frames each.
+            # 4 epochs x 30 steps (was 1 x 250) and 2-point Fig. 2 curves (was 3) keep the report within 20 min
+            # (the 250-step run took 35.5 min); 2 seeds x fold 1 give every claim 2 paired units.
             "data": {"n_subjects": 82, "sequences_per_subject": 1, "frames_per_sequence": 24, "image_size": 96},
-            "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 1, "steps_per_epoch": 250,
+            "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 4, "steps_per_epoch": 30,
             "n_seeds": 2, "folds": [1], "num_workers": 1, "val_subjects": 0.0,
             "base": {"normalisation": "samplewise_normalization", "augmentation": "baseline",
                      "balancing": "oversampling"},
@@ -91,7 +98,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "cost_models": ["Baseline", "MobileNetV2", "InceptionV3", "EmoNets", "DenseNet121", "LightCNN-9",
                             "ResNet50", "Xception", "LightCNN-29", "FaceVGG", "VGG-16"],
             "table1_models": ["Baseline", "LightCNN-9"],  # the big backbones: gpu profile
-            "frame_fractions": [0.2, 0.6, 1.0], "subject_fractions": [0.2, 0.6, 1.0], "frame_budget": 0.2,
+            "frame_fractions": [0.2, 1.0], "subject_fractions": [0.2, 1.0], "frame_budget": 0.2,
         },
         "tranet": {
             # tiny SE-ResNet at 64 px from random init, 3 folds x 7 variants, ~100 steps each. Measured on this
@@ -110,7 +117,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "aunet": {  # notebooks/03_aunet: 64 px, FAN width 32 (~0.2M params), narrow heads, 3 BP4D folds
             "data": {"n_subjects": 41, "sequences_per_subject": 2, "frames_per_sequence": 36, "image_size": 64},
             "fan_data": {"n_subjects": 400, "sequences_per_subject": 1, "frames_per_sequence": 1, "image_size": 64},
-            "folds": [1, 2, 3], "nme_frames": 200, "fig6_frames": 40,
+            "folds": [1, 2, 3], "seeds": [0], "label_space_folds": [1, 2, 3], "reference_folds": [1],
+            "nme_frames": 200, "fig6_frames": 40,
             "method": {"image_size": 64, "fan_width": 32, "fan_depth": 4, "fan_epochs": 6, "fan_lr": 3e-3,
                        "fan_batch_size": 16, "fan_sigma": 1.5, "head_width": 32, "head_hidden": 32,
                        "head_blocks": 4, "temporal_offset": 5, "vae_epochs": 30, "vae_batch_size": 128,
@@ -129,6 +137,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "variants": ["global", "global+local", "global+corr", "global+local+corr", "swin, no augment",
                          "vgg, no augment"],
             "probe": {"epochs": 100, "lr": 0.001, "pos_weight": "balanced"}, "embed_rows": 150, "plan_images": 3,
+            # the supervised reference (same f + BN + Linear head, masked BCE on the fold's labels): ~3 min in all
+            "supervised": {"epochs": 4, "lr": 0.001, "batch_size": 32},
         },
         "emoco": {  # EmoCo notebook: ResNet-tiny at 48 px, a short schedule (see the notebook's section 4)
             "backbone": "resnet_tiny", "image_size": 48, "channels": 1, "proj_hidden": 256, "proj_dim": 128,
@@ -140,12 +150,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                         "gft": {"n_subjects": 48, "sequences_per_subject": 2, "frames_per_sequence": 10}},
             "linear_folds": [1, 2, 3], "finetune_folds": [1], "probe_epochs": 60, "probe_lr": 0.01,
             "finetune_epochs": 2, "finetune_lr": 0.001, "finetune_batch": 64, "finetune_sets": ["bp4d", "disfa", "gft"],
+            "supervised_epochs": 4,  # the `supervised` reference: the backbone trained on the AU labels (Adam, finetune_lr)
             "sweep_lambdas": [0.2, 1.0, 5.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 500, "viz_emotion": "happy", "umap": True,
         },
         "real_data": {"subjects": 41, "sequences": 2, "frames": 12, "image_size": 112, "workers": 2,
                       "layouts": ["bp4d", "disfa", "gft", "affwild2", "affectnet", "emotionet"],
-                      "align": "aunet"},
+                      "align": "aunet", "cli_subjects": 2, "cli_frames": 3},
     },
     "gpu": {
         "data": {"n_subjects": 41, "sequences_per_subject": 8, "frames_per_sequence": 400, "image_size": 224},
@@ -176,7 +187,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "aunet": {  # the paper: 256 px, full FAN (12.1M) and heads, AdamW 1e-4 x0.3 / 4 epochs, 12 epochs, T = 10
             "data": {"n_subjects": 41, "sequences_per_subject": 8, "frames_per_sequence": 120, "image_size": 256},
             "fan_data": {"n_subjects": 20000, "sequences_per_subject": 1, "frames_per_sequence": 1, "image_size": 256},
-            "folds": [1, 2, 3], "nme_frames": 2000, "fig6_frames": 200,
+            "folds": [1, 2, 3], "seeds": [0], "label_space_folds": [1, 2, 3], "reference_folds": [1, 2, 3],
+            "nme_frames": 2000, "fig6_frames": 200,
             "method": {"image_size": 256, "fan_width": 256, "fan_depth": 4, "fan_epochs": 30, "fan_lr": 1e-3,
                        "fan_batch_size": 32, "fan_sigma": 1.5, "head_width": 256, "head_hidden": 128,
                        "head_blocks": 4, "temporal_offset": 10, "vae_epochs": 100, "vae_batch_size": 128,
@@ -195,6 +207,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "variants": ["global", "global+local", "global+corr", "global+local+corr", "swin, no augment",
                          "vgg, no augment"],
             "probe": {"epochs": 100, "lr": 0.001, "pos_weight": "balanced"}, "embed_rows": 2000, "plan_images": 4,
+            "supervised": {"epochs": 20, "lr": 0.0001, "batch_size": 64},
         },
         "emoco": {  # EmoCo notebook: the paper's sizes (ResNet-50, 224 px, K 65536, m 0.999, lr 0.03*BS/256, 200 ep)
             "backbone": "resnet50", "image_size": 224, "channels": 3, "proj_hidden": 2048, "proj_dim": 128,
@@ -206,12 +219,13 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                         "gft": {"n_subjects": 96, "sequences_per_subject": 2, "frames_per_sequence": 600}},
             "linear_folds": [1, 2, 3], "finetune_folds": [1, 2, 3], "probe_epochs": 100, "probe_lr": 0.001,
             "finetune_epochs": 5, "finetune_lr": 0.0001, "finetune_batch": 128, "finetune_sets": ["bp4d", "disfa", "gft"],
+            "supervised_epochs": 20,  # the `supervised` reference: the backbone trained on the AU labels from scratch
             "sweep_lambdas": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0], "sweep_sets": ["bp4d", "disfa", "gft"],
             "extra_variants": ["moco"], "viz_images": 5000, "viz_emotion": "happy", "umap": True,
         },
         "real_data": {"subjects": 41, "sequences": 4, "frames": 60, "image_size": 256, "workers": 8,
                       "layouts": ["bp4d", "disfa", "gft", "affwild2", "affectnet", "emotionet"],
-                      "align": "aunet"},
+                      "align": "aunet", "cli_subjects": 2, "cli_frames": 3},
     },
 }
 

@@ -1,22 +1,17 @@
-"""TRA-Net: hard-mask geometry, CBAM against hand computation, the residual switch, branch/AU wiring, training."""
-
-import math
+"""TRA-Net: hard-mask geometry, CBAM against hand computation, the residual switch, branch/AU wiring, training,
+the Table 2 driver (schema, baselines, claims) and the paper's numbers."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from aulib.methods.tranet import (
-    AU_REGION,
-    VARIANTS,
-    TRANetConfig,
-    TRANetMethod,
-    align_dataset,
-    face_centre_row,
-    group_aus,
-    run_variants,
-)
+from aulib.data.align import align_dataset
+from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+from aulib.experiments import tranet as E
+from aulib.experiments.report import check_results
+from aulib.losses.masked_bce import masked_bce
+from aulib.methods.tranet import AU_REGION, VARIANTS, TRANetConfig, TRANetMethod, face_centre_row, group_aus
 from aulib.models.layers import CBAM, SEBlock
 from aulib.models.tranet import TRANet, region_masks
 
@@ -219,6 +214,11 @@ def test_one_training_step_lowers_the_loss():
     logits = method.model.forward_branches(batch["image"])["upper"]
     ref = torch.nn.functional.binary_cross_entropy_with_logits(logits.flatten()[1:], batch["labels"][:, :3].flatten()[1:])
     torch.testing.assert_close(out["bce_upper"], ref)
+    # every branch's term is the masked mean BCE over its own AU columns
+    branches = method.model.forward_branches(batch["image"])
+    for r, lg in branches.items():
+        cols = method.model.columns(r)
+        torch.testing.assert_close(out[f"bce_{r}"], masked_bce(lg, batch["labels"][:, cols], batch["valid"][:, cols]))
     opt.zero_grad()
     out["loss"].backward()
     opt.step()
@@ -232,27 +232,55 @@ def test_align_dataset_puts_nose_mid_point_at_centre():
     ds.landmarks[:, 27] = [6.0, 4.0]
     ds.landmarks[:, 30] = [6.0, 8.0]
     ds.landmarks[:, 8] = [6.0, 14.0]
-    out = align_dataset(ds, 24)
+    out = align_dataset(ds, "tranet", 24, ds.meta.channels)
     assert out.meta.image_size == (24, 24) and out.images.shape == (2, 24, 24, 1)
     assert face_centre_row(out.landmarks, 24) == pytest.approx(0.5, abs=1e-4)
 
 
-def test_run_variants_on_a_tiny_dataset_gives_tidy_scores():
+def test_run_table2_on_a_tiny_dataset_gives_results_with_baselines_and_claims():
     from conftest import make_dataset
 
     ds = make_dataset(n_subjects=6, seqs=1, frames=6, aus=(1, 6, 12), size=32)
     cfg = TRANetConfig(aus=[1, 6, 12], image_size=32, batch_size=4, batches_per_epoch=2, max_epochs=2, patience=1,
                        lr=0.01, val_fraction=0.25, **TINY)
-    df, kept = run_variants(ds, cfg, variants=["TRA-Net", "SENet-50"], folds=[1], progress=False, device="cpu")
-    assert len(df) == 2 * 3 and set(df.variant) == {"TRA-Net", "SENet-50"}
-    assert df.f1.between(0, 1).all() and df.accuracy.between(0, 1).all() and (df.epochs >= 1).all()
-    assert set(kept) == {("TRA-Net", 1, 0)}
-    assert math.isfinite(df.train_s.sum())
+    P = {"folds": [1, 2], "seeds": [0], "variants": ["TRA-Net", "SENet-50", "SENet-50 + HM"]}
+    run = E.run_table2(ds, cfg, P, device="cpu", progress=False)
+    r = run.results
+    check_results(r)  # the schema write_tables enforces
+    assert set(r.variant) == {"TRA-Net", "SENet-50", "SENet-50 + HM", "always present", "prior"}
+    roles = r.drop_duplicates("variant").set_index("variant")["role"].to_dict()
+    assert roles == {"TRA-Net": "method", "SENet-50": "reference", "SENet-50 + HM": "ablation",
+                     "always present": "baseline", "prior": "baseline"}
+    assert len(r) == 5 * 2 * 3 and set(r.experiment) == {E.EXPERIMENT}
+    assert r.f1.between(0, 1).all() and (r[r.role != "baseline"].epochs >= 1).all()
+    assert set(run.models) == {("TRA-Net", 1, 0), ("TRA-Net", 2, 0)}
+    assert {"variant", "fold", "seed", "epoch", "loss"} <= set(run.history.columns)
+    mh = E.mean_history(run.history)
+    assert set(mh.variant) == {"TRA-Net", "SENet-50", "SENet-50 + HM"} and {"loss", "val_f1"} <= set(mh.columns)
+    claims = E.judge_claims(r)
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS
+    # only the claims whose two variants ran
+    assert set(claims.claim) == {"TRA-Net beats the plain backbone", "hard masks help over the backbone",
+                                 "CBAM helps on top of hard masks", "hard masks help upper-face AUs (no CBAM)"}
+    assert set(claims.verdict) <= set(VERDICTS) and (claims.n_units == 2).all()
+    t2 = E.table2(r)
+    assert {"always present", "TRA-Net"} <= set(t2.index) and "Avg (paper, reported)" in t2
+    assert "TRA-Net" in E.closing_markdown(r, claims)
+    assert set(E.region_table(r).index) == {"TRA-Net", "SENet-50", "SENet-50 + HM"}
+
+
+def test_model_sizes_and_protocol():
+    cfg = TRANetConfig(image_size=32, **TINY)
+    sizes = E.model_sizes(cfg)
+    assert list(sizes.index) == list(VARIANTS) and sizes.loc["SENet-50", "role"] == "reference"
+    assert sizes.loc["TRA-Net", "trainable_M (SE-ResNet50, 224)"] > sizes.loc["TRA-Net", "trainable_M (this profile)"]
+    proto = E.protocol({"folds": [1, 2, 3], "seeds": [0]})
+    assert list(proto["variants"]) == list(VARIANTS) and proto["variants"]["TRA-Net"] == "method"
 
 
 # ----------------------------------------------------------------------------------------- paper numbers, claims
 def test_paper_tables_agree_with_the_papers_own_averages():
-    from aulib.methods.tranet import paper_table1, paper_table2
+    paper_table1, paper_table2 = E.paper_table1, E.paper_table2
 
     # the paper's Avg column is the mean of its 8 AUs, except four cells where the paper itself is off
     known_off = {("f1", "EAC"), ("f1", "DRML"), ("accuracy", "EAC"), ("t2", "SENet-50 + HM + CBAM w/o ST")}
@@ -269,22 +297,26 @@ def test_paper_tables_agree_with_the_papers_own_averages():
     assert list(t2.index) == list(VARIANTS)
 
 
-def test_claims_table_measures_differences_and_paired_tests():
-    from scipy.stats import ttest_rel
+def test_claims_carry_the_papers_differences():
+    by = {c.claim: c for c in E.CLAIMS}
+    assert by["TRA-Net beats the plain backbone"].paper_diff == pytest.approx(0.590 - 0.470, abs=1e-3)
+    upper = by["hard masks help upper-face AUs"]
+    assert upper.aus == ("AU1", "AU2", "AU4")
+    assert upper.paper_diff == pytest.approx(((56.9 + 61.5 + 72.6) - (35.4 + 39.4 + 66.9)) / 300, abs=1e-4)
+    assert all(c.paper_diff > 0 and {c.a, c.b} <= set(VARIANTS) for c in E.CLAIMS)  # every claim: a > b in the paper
 
-    from aulib.methods.tranet import claims_table
 
+def test_judge_claims_on_hand_made_results():
     rows = []
-    for fold in (1, 2, 3):
-        for i, au in enumerate(DISFA):
-            rows.append({"variant": "TRA-Net", "fold": fold, "seed": 0, "au": f"AU{au}", "f1": 50 + i + fold})
-            rows.append({"variant": "TRA-Net with residual structure", "fold": fold, "seed": 0, "au": f"AU{au}",
-                         "f1": 48 + i + fold + (fold == 2)})
-    c = claims_table(pd.DataFrame(rows))
-    assert list(c.claim) == ["no residual beats residual"]  # the other claims' variants are absent
+    for fold in (1, 2, 3, 4, 5):
+        for au in DISFA:
+            common = {"experiment": E.EXPERIMENT, "dataset": "d", "fold": fold, "seed": 0, "au": f"AU{au}"}
+            rows.append({**common, "variant": "TRA-Net", "f1": 0.6 + 0.01 * fold, "auc": 0.8})
+            rows.append({**common, "variant": "TRA-Net with residual structure", "f1": 0.55 + 0.012 * fold,
+                         "auc": 0.8})
+            rows.append({**common, "variant": "always present", "f1": 0.3, "auc": 0.5})
+    c = E.judge_claims(pd.DataFrame(rows))
+    assert list(c.claim) == ["no residual beats residual"]
     r = c.iloc[0]
-    a = [50 + i + f for f in (1, 2, 3) for i in range(8)]
-    b = [48 + i + f + (f == 2) for f in (1, 2, 3) for i in range(8)]
-    assert r["diff"] == pytest.approx(np.mean(a) - np.mean(b))
-    assert r["p"] == pytest.approx(ttest_rel(a, b).pvalue)
-    assert r["direction_as_paper"] and r["n_pairs"] == 24
+    assert r["diff"] == pytest.approx(np.mean([0.05 - 0.002 * f for f in (1, 2, 3, 4, 5)]))
+    assert r["verdict"] == "holds" and r["n_units"] == 5 and r["interval"] == "t"
