@@ -7,17 +7,19 @@ import torch
 from conftest import make_dataset
 
 from aulib.data.schema import DatasetError
-from aulib.methods.aunet import (
-    VARIANTS,
-    AUNetConfig,
-    AUNetMethod,
+from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+from aulib.experiments.aunet import (
     FeatureBankDataset,
     adjacency_l2,
     dependency_f1,
     fan_feature_bank,
     make_loader,
+    predict,
     require_temporal_order,
+    switches_per_100_frames,
 )
+from aulib.experiments.report import RESULT_COLUMNS, check_results
+from aulib.methods.aunet import VARIANTS, AUNetConfig, AUNetMethod
 from aulib.models.aunet import AUVAE, AUHead, ResNet18A
 from aulib.models.fan import (
     FAN,
@@ -273,12 +275,13 @@ def test_adjacency_metrics():
 
 
 def test_predictions_frame_is_tidy():
-    from aulib.methods.aunet import predictions_frame
+    from aulib.experiments.aunet import predictions_frame
 
     ds = make_dataset(n_subjects=2, seqs=1, frames=3, size=64)
     cfg = _tiny_cfg("au_fan")
     m = AUNetMethod(cfg, np.full(3, 1 / 3), fan=FAN(width=16, depth=3))
-    df = predictions_frame(m, ds, np.arange(len(ds)), variant="au_fan", fold=1)
+    rows = np.arange(len(ds))
+    df = predictions_frame(ds, rows, predict(m, ds, rows), variant="au_fan", fold=1)
     assert isinstance(df, pd.DataFrame) and len(df) == len(ds) * 3
     assert set(df.au) == {"AU1", "AU2", "AU4"} and (df.variant == "au_fan").all()
 
@@ -286,7 +289,7 @@ def test_predictions_frame_is_tidy():
 @pytest.mark.slow
 def test_fan_localises_synthetic_faces_after_smoke_training():
     from aulib.data.synthetic import SynthConfig, generate
-    from aulib.methods.aunet import fan_landmarks, pretrain_fan
+    from aulib.experiments.aunet import fan_landmarks, pretrain_fan
 
     train = generate(SynthConfig(preset="emotionet", n_subjects=128, sequences_per_subject=1, frames_per_sequence=1,
                                  image_size=64, seed=1))
@@ -306,3 +309,49 @@ def test_fan_localises_synthetic_faces_after_smoke_training():
     centre = nme(np.full_like(true, 32.0), true).mean()  # every point at the image centre
     # a few dozen CPU steps: well on the way, not converged (the notebook's FAN trains longer)
     assert err < 0.5 * err0 and err < 0.9 * centre, (err, err0, centre)
+
+
+def test_switches_count_only_within_sequences():
+    ds = make_dataset(n_subjects=1, seqs=2, frames=4)
+    rows = np.arange(len(ds))
+    f = ds.frames
+    # on at odd frames: 3 switches in each 4-frame sequence; the jump between sequences must not count
+    binary = (f.frame.to_numpy() % 2)[:, None].repeat(2, 1)
+    binary[:, 1] = 1  # constant: no switch
+    got = switches_per_100_frames(ds, rows, binary)
+    assert np.allclose(got, [100 * 6 / len(ds), 0.0])
+
+
+def test_ablation_driver_smoke_returns_results_with_baselines_and_judges():
+    """The experiment's driver at smoke sizes: schema, baseline rows on every run, extra metrics, claims."""
+    import warnings
+
+    from aulib.experiments import aunet as X
+
+    P = X.protocol("smoke")
+    P["data"].update(n_subjects=6, frames_per_sequence=8)
+    P["method"].update(epochs=1, vae_epochs=1)
+    ds = X.make_data(P, None, 0)
+    cfg = X.make_config(P, ds)
+    torch.manual_seed(0)
+    fan = X.build_fan(cfg).eval()
+    bank = X.feature_bank(fan, ds, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ab = X.run_ablation(ds, cfg, P, fan, bank, "cpu", 0)
+    r = ab.results
+    check_results(r)
+    assert all(c in r.columns for c in RESULT_COLUMNS + ["adjacency_l2", "dependency_f1", X.SWITCHES])
+    roles = r.groupby("variant").role.first()
+    assert roles["AUNet"] == "method" and roles["ResNet18"] == "reference" and roles["AU-FAN"] == "ablation"
+    assert roles["always present"] == "baseline" and roles["prior"] == "baseline"
+    for fold in P["folds"]:
+        assert {"always present", "prior", *X.TABLE6} <= set(r[r.fold == fold].variant)
+    assert set(r[r.variant == "ResNet18"].fold) == set(P["reference_folds"])
+    claims = X.judge_claims(r)
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS and len(claims) == len(X.CLAIMS)
+    assert set(claims.verdict) <= set(VERDICTS)
+    assert len(X.head_history(ab.history)) and len(X.vae_history(ab.history))
+    assert set(X.table7(r).columns) >= set(X.TABLE6) and "Avg" in X.table7(r).index
+    assert "AU-VAE - AU-FAN" in X.table10(r).index and len(X.table12(r, ab.preds)) == 3
+    assert "label switches per 100 frames" in X.switches_table(ab.preds).columns

@@ -1,41 +1,37 @@
 """AUNet (Yang et al., "Towards Robust Facial Action Units Detection", aunet.md): AU detection on the features of
 a frozen face-alignment network (AU-FAN), regularised by a label VAE (AU-VAE) and fed frame differences (AU-TDN).
 
+This module holds the algorithm only: the config, the three training objectives and the AU detector. The staged
+training drivers (FAN pretraining, VAE pretraining, head training, the frozen-FAN feature bank, loaders, folds,
+the paper's tables and claims) live in :mod:`aulib.experiments.aunet`.
+
 Training order, as the authors train (implementation notes):
   1. FAN: load a public checkpoint, or (synthetic default) train aulib's own FAN on landmark heatmaps
-     (:func:`pretrain_fan`), then freeze it.
-  2. VAE: train on the training fold's labels + U(-0.2, 0.2) noise (Eq.2, :func:`pretrain_vae`), then freeze.
+     (:class:`FANPretrain`), then freeze it.
+  2. VAE: train on the training fold's labels + U(-0.2, 0.2) noise (Eq.2, :class:`VAEPretrain`), then freeze.
   3. The head (:class:`AUNetMethod`): weighted BCE (Eq.1) + gamma * latent consistency (Eq.3, Eq.4).
 
 Variants (Table VI + Sec. V-F): ``au_fan``, ``au_vae``, ``au_tdn``, ``aunet``, ``resnet18``, ``resnet18_a``.
 At test time the logits of a frame and its mirror image are averaged.
-
-Because FAN is frozen, its features are a pure function of the (augmented) frame. The CPU profiles therefore
-compute them once per frame and its mirror (:func:`fan_feature_bank`) and train the heads on the bank with the
-mirror as the (shared-across-the-triplet) augmentation; the GPU profile runs FAN on every augmented batch.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
-from aulib.data.dataset import FrameDataset, temporal_neighbours
-from aulib.data.schema import CanonicalDataset
-from aulib.data.stats import correlation, inverse_rate_weights
+from aulib.config import from_dict
+from aulib.data.stats import inverse_rate_weights
 from aulib.losses.latent_consistency import latent_consistency
 from aulib.losses.vae_elbo import vae_loss
 from aulib.losses.weighted_bce import weighted_bce
 from aulib.methods.base import Method
 from aulib.models.aunet import AUVAE, AUHead, ResNet18A
-from aulib.models.fan import FAN, freeze, heatmap_argmax, landmark_heatmaps, load_fan_weights, nme
+from aulib.models.fan import FAN, freeze, landmark_heatmaps
 
 VARIANTS: dict[str, dict] = {  # Table VI (+ ResNet18 / ResNet18-A of Table XIII)
     "au_fan": {"backbone": "fan", "vae": False, "tdn": False},
@@ -108,20 +104,11 @@ class AUNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> AUNetConfig:
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise TypeError(f"unknown AUNetConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
-        return cls(**{**d, **overrides})
-
-    def train_config(self, **kw):
-        from aulib.train import TrainConfig  # train sits above methods; imported lazily by helpers only
-
-        return TrainConfig(epochs=self.epochs, optimizer="adamw", lr=self.lr, weight_decay=self.weight_decay,
-                           schedule="step", step_size=self.step_size, gamma=self.lr_decay, **kw)
+        return from_dict(cls, d, **overrides)
 
 
 def build_fan(cfg: AUNetConfig) -> FAN:
+    """The two-stack FAN of the paper at ``cfg``'s width and hourglass depth (RGB input)."""
     return FAN(n_stacks=2, width=cfg.fan_width, depth=cfg.fan_depth, in_chans=3)
 
 
@@ -144,94 +131,7 @@ class FANPretrain(Method):
         return {"loss": sum(terms.values()), **terms}
 
 
-def pretrain_fan(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, out_dir: str | Path | None = None,
-                 device: str = "auto", progress: bool = True) -> tuple[FAN, pd.DataFrame]:
-    """Train aulib's own FAN on ground-truth landmark heatmaps of ``rows`` (synthetic faces), save it to
-    ``out_dir/fan.pt`` and return it frozen with the training history. If ``out_dir/fan.pt`` exists it is
-    loaded instead (strictly; a mismatch names the keys)."""
-    fan = build_fan(cfg)
-    path = Path(out_dir) / "fan.pt" if out_dir is not None else None
-    if path is not None and path.is_file():
-        load_fan_weights(fan, path)
-        return freeze(fan), pd.DataFrame()
-    from aulib.train import fit
-
-    transform = None
-    if cfg.fan_augment:  # pose variety (the real FAN saw large poses); landmarks follow, flips swap L/R indices
-        from aulib.data.transforms import geometric
-
-        transform = geometric(rotation=15, scale=(0.9, 1.1), shift=0.08, flip=0.5)
-    loader = DataLoader(FrameDataset(ds, rows, size=cfg.image_size, channels=3, transform=transform),
-                        batch_size=cfg.fan_batch_size, shuffle=True, drop_last=len(rows) > cfg.fan_batch_size)
-    tc = _train_cfg(epochs=cfg.fan_epochs, optimizer="adam", lr=cfg.fan_lr, schedule="cosine", device=device,
-                    progress=progress)
-    hist = fit(FANPretrain(fan, cfg.fan_sigma, cfg.fan_fg_weight), loader, tc)
-    fan = fan.cpu()
-    if path is not None:
-        from aulib.train import atomic_torch_save
-
-        atomic_torch_save(fan.state_dict(), path)
-    return freeze(fan), hist
-
-
-def _train_cfg(**kw):
-    from aulib.train import TrainConfig
-
-    return TrainConfig(**kw)
-
-
-@torch.no_grad()
-def fan_landmarks(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, batch_size: int = 64,
-                  device: str | torch.device = "cpu", perturb: bool = False, seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, true) landmarks (N, 68, 2) in pixels of the ``size`` input: argmax of the last stack.
-    ``perturb`` first moves each face by a seeded random rotation (+-15 deg), scale (0.9-1.1) and shift (8%)."""
-    transform = None
-    if perturb:
-        from aulib.data.transforms import geometric
-
-        transform = geometric(rotation=15, scale=(0.9, 1.1), shift=0.08, flip=0.0)
-    fan = fan.to(device).eval()
-    pred, true = [], []
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    for b in DataLoader(FrameDataset(ds, rows, size=size, channels=3, transform=transform), batch_size=batch_size):
-        hm = fan(b["image"].to(device))[-1]
-        pred.append(heatmap_argmax(hm.float().cpu(), size / hm.shape[-1]).numpy())
-        true.append(b["landmarks"].numpy())
-    torch.random.set_rng_state(state)
-    return np.concatenate(pred), np.concatenate(true)
-
-
-def landmark_nme(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, device="cpu",
-                 untrained: FAN | None = None) -> pd.DataFrame:
-    """Tidy per-frame NME of the FAN, of the 'mean shape' reference (the average landmark layout of the
-    evaluated frames: a strong baseline on near-aligned faces) and optionally of an ``untrained`` FAN, on the
-    frames as stored ("aligned") and after a random rotation/scale/shift ("perturbed")."""
-    out = []
-    for setting, perturb in (("aligned", False), ("perturbed", True)):
-        models = {"FAN (heatmap argmax)": fan, **({"untrained FAN": untrained} if untrained is not None else {})}
-        for name, model in models.items():
-            pred, true = fan_landmarks(model, ds, rows, size, device=device, perturb=perturb)
-            out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": name, "nme": nme(pred, true)}))
-        mean_shape = np.broadcast_to(true.mean(0, keepdims=True), true.shape)
-        out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": "mean shape",
-                                 "nme": nme(mean_shape, true)}))
-    return pd.concat(out, ignore_index=True)
-
-
 # ------------------------------------------------------------------------------------------- 2. VAE pretraining
-class _Labels(Dataset):
-    def __init__(self, labels: np.ndarray):
-        self.labels = torch.as_tensor(labels, dtype=torch.float32)
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"labels": self.labels[i]}
-
-
 class VAEPretrain(Method):
     """Eq.2: reconstruct the clean labels y from y~ = y + U(-noise, noise)."""
 
@@ -246,22 +146,20 @@ class VAEPretrain(Method):
         return vae_loss(recon, y, mu, logvar, self.kl_weight)           # Eq.2
 
 
-def pretrain_vae(labels: np.ndarray, valid: np.ndarray, cfg: AUNetConfig, device: str = "auto",
-                 progress: bool = True) -> tuple[AUVAE, pd.DataFrame]:
-    """Train the AU-VAE on the training fold's fully-known label vectors; returns it frozen + history."""
-    keep = valid.all(1)
-    if keep.sum() < 2:
-        raise ValueError(f"only {int(keep.sum())} training frames have every AU known; the VAE needs label vectors")
-    from aulib.train import fit
-
-    vae = AUVAE(labels.shape[1], cfg.latent)
-    loader = DataLoader(_Labels(labels[keep]), batch_size=cfg.vae_batch_size, shuffle=True)
-    hist = fit(VAEPretrain(vae, cfg.kl_weight, cfg.vae_noise), loader,
-               _train_cfg(epochs=cfg.vae_epochs, optimizer="adam", lr=cfg.vae_lr, device=device, progress=progress))
-    return freeze(vae.cpu()), hist
+def au_weights(labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Eq.1 weights w_i = (1/r_i) / sum_k (1/r_k). An AU with no positive in a (tiny) training fold would get an
+    infinite weight; there the rates get one pseudo-positive and a warning says so."""
+    try:
+        return inverse_rate_weights(labels, valid)
+    except ValueError as e:
+        warnings.warn(f"{e}; using rates with one pseudo-positive per AU", stacklevel=2)
+        y = np.where(valid, labels, 0)
+        r = (y.sum(0) + 1) / (valid.sum(0) + 2)
+        return (1 / r) / (1 / r).sum()
 
 
 # ------------------------------------------------------------------------------------------- 3. the AU detector
+
 class AUNetMethod(Method):
     """AU-FAN / AU-VAE / AU-TDN / AUNet / ResNet18(-A) on one training fold.
 
@@ -365,246 +263,5 @@ class AUNetMethod(Method):
         return torch.cat(logits).numpy(), torch.cat(rows).numpy()
 
 
-# ------------------------------------------------------------------------------------------- data plumbing
-def require_temporal_order(ds: CanonicalDataset, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """(prev, next) rows of every frame within its own sequence; a dataset with no temporal order raises
-    :class:`DatasetError` saying so (TDN never pairs unrelated frames)."""
-    return temporal_neighbours(ds, offset)
-
-
-@torch.no_grad()
-def fan_feature_bank(fan: FAN, ds: CanonicalDataset, size: int, batch_size: int = 64,
-                     device: str | torch.device = "cpu", dtype=torch.float16, progress: bool = True) -> dict:
-    """Frozen-FAN AU features of every frame of ``ds`` and of its mirror: {"features", "mirror"} each
-    (N, C', size/4, size/4), stored in ``dtype`` on the CPU."""
-    from tqdm.auto import tqdm
-
-    fan = fan.to(device).eval()
-    feats, mirrored = [], []
-    loader = DataLoader(FrameDataset(ds, size=size, channels=3), batch_size=batch_size)
-    for b in tqdm(loader, desc="FAN features", disable=not progress, leave=False):
-        x = b["image"].to(device)
-        feats.append(fan.au_features(x).to("cpu", dtype))
-        mirrored.append(fan.au_features(x.flip(-1)).to("cpu", dtype))
-    return {"features": torch.cat(feats), "mirror": torch.cat(mirrored)}
-
-
-class FeatureBankDataset(Dataset):
-    """Items of a :func:`fan_feature_bank` for ``rows``: features (and triplets t-T, t, t+T within the frame's
-    own sequence), labels, valid, row. ``flip_p`` mirrors all three frames together (shared augmentation);
-    at test time (``flip_p=0``) both orientations are returned for mirror averaging."""
-
-    def __init__(self, bank: dict, ds: CanonicalDataset, rows: np.ndarray, temporal_offset: int | None = None,
-                 flip_p: float = 0.0):
-        self.bank, self.rows, self.flip_p = bank, np.asarray(rows, dtype=np.int64), flip_p
-        self.labels, self.valid = ds.au_matrix()
-        self.offset = temporal_offset
-        if temporal_offset is not None:
-            self.prev, self.next = require_temporal_order(ds, temporal_offset)
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i: int) -> dict:
-        row = int(self.rows[i])
-        flip = self.flip_p > 0 and bool(torch.rand(()) < self.flip_p)
-        main, other = ("mirror", "features") if flip else ("features", "mirror")
-        out = {"labels": torch.from_numpy(self.labels[row]), "valid": torch.from_numpy(self.valid[row]),
-               "row": torch.tensor(row)}
-        if self.offset is None:
-            out["features"] = self.bank[main][row]
-            if self.flip_p == 0:
-                out["features_mirror"] = self.bank[other][row]
-        else:
-            idx = [int(self.prev[row]), row, int(self.next[row])]
-            out["feature_triplet"] = self.bank[main][idx]                       # (3, C', h, w)
-            if self.flip_p == 0:
-                out["feature_triplet_mirror"] = self.bank[other][idx]
-        return out
-
-
-def make_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, train: bool, bank: dict | None = None,
-                num_workers: int = 0) -> DataLoader:
-    """The loader a variant needs: triplets for TDN variants, frozen-FAN bank items when ``bank`` is given."""
-    tdn = VARIANTS[cfg.variant]["tdn"]
-    offset = cfg.temporal_offset if tdn else None
-    if tdn:
-        require_temporal_order(ds, cfg.temporal_offset)  # clear error before building anything
-    if bank is not None and VARIANTS[cfg.variant]["backbone"] == "fan":
-        data = FeatureBankDataset(bank, ds, rows, offset, flip_p=0.5 if train else 0.0)
-    else:
-        transform = None
-        if train and cfg.augment:
-            from aulib.data.transforms import geometric
-
-            transform = geometric(rotation=15, scale=(0.75, 1.25), shift=10 / 256, flip=0.5)
-        channels = 3 if VARIANTS[cfg.variant]["backbone"] == "fan" else cfg.channels
-        data = FrameDataset(ds, rows, transform=transform, temporal_offset=offset, size=cfg.image_size,
-                            channels=channels)
-    return DataLoader(data, batch_size=cfg.batch_size, shuffle=train, num_workers=num_workers,
-                      drop_last=train and len(rows) > cfg.batch_size)
-
-
-def au_weights(labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Eq.1 weights w_i = (1/r_i) / sum_k (1/r_k). An AU with no positive in a (tiny) training fold would get an
-    infinite weight; there the rates get one pseudo-positive and a warning says so."""
-    try:
-        return inverse_rate_weights(labels, valid)
-    except ValueError as e:
-        import warnings
-
-        warnings.warn(f"{e}; using rates with one pseudo-positive per AU", stacklevel=2)
-        y = np.where(valid, labels, 0)
-        r = (y.sum(0) + 1) / (valid.sum(0) + 2)
-        return (1 / r) / (1 / r).sum()
-
-
-def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig, fan: FAN | None = None,
-                  vae: AUVAE | None = None, bank: dict | None = None, device: str = "auto",
-                  progress: bool = True, out_dir: str | Path | None = None, seed: int = 0
-                  ) -> tuple[AUNetMethod, pd.DataFrame]:
-    """Build and train one variant on ``train_rows``; Eq.1 weights come from the same rows."""
-    from aulib.train import fit, seed_everything
-
-    labels, valid = ds.au_matrix()
-    seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs
-    method = AUNetMethod(cfg, au_weights(labels[train_rows], valid[train_rows]), fan=fan, vae=vae)
-    loader = make_loader(ds, train_rows, cfg, train=True, bank=bank)
-    hist = fit(method, loader, cfg.train_config(device=device, progress=progress, seed=seed), out_dir=out_dir)
-    return method, hist
-
-
-def predictions_frame(method: AUNetMethod, ds: CanonicalDataset, rows: np.ndarray, bank: dict | None = None,
-                      device: str = "cpu", **labels) -> pd.DataFrame:
-    """Tidy per-frame x AU predictions: row, subject, sequence, frame, au, logit, prob, pred, label, valid, + labels."""
-    loader = make_loader(ds, rows, method.cfg, train=False, bank=bank)
-    logits, got = method.predict(loader, device)
-    y, v = ds.au_matrix()
-    f = ds.frames.iloc[got]
-    k = len(ds.aus)
-    prob = 1 / (1 + np.exp(-logits))
-    out = pd.DataFrame({
-        "row": np.repeat(got, k), "subject": np.repeat(f.subject.to_numpy(), k),
-        "sequence": np.repeat(f.sequence.to_numpy(), k), "frame": np.repeat(f.frame.to_numpy(), k),
-        "au": np.tile([f"AU{a}" for a in ds.aus], len(got)), "logit": logits.ravel(), "prob": prob.ravel(),
-        "pred": (prob.ravel() > 0.5).astype(int), "label": y[got].ravel().astype(int), "valid": v[got].ravel()})
-    for key, val in labels.items():
-        out[key] = val
-    return out
-
-
-def run_folds(ds: CanonicalDataset, cfg: AUNetConfig, runs: dict[str, dict], fan: FAN | None = None,
-              folds=(1, 2, 3), k: int = 3, bank: dict | None = None, device: str = "auto", seed: int = 0,
-              progress: bool = True, vaes: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
-    """Train every run on every subject-exclusive fold and predict its test subjects.
-
-    runs: name -> AUNetConfig overrides, e.g. ``{"AU-FAN": {"variant": "au_fan"}, "AU-VAE": {"variant": "au_vae"}}``.
-    Each fold trains its own VAE on its training labels (Sec. IV-B: "each training set owns its VAE").
-    ``vaes`` ({fold: frozen VAE}) reuses VAEs of an earlier call instead of training new ones.
-    Returns (tidy predictions: fold x run x frame x AU, per-epoch histories, {fold: VAE}, {(fold, run): method}).
-    """
-    from aulib.data.folds import fold_split
-    from aulib.train import resolve_device
-
-    dev = resolve_device(device)
-    labels, valid = ds.au_matrix()
-    preds, hists, models = [], [], {}
-    vaes = dict(vaes or {})
-    for fold in folds:
-        train_rows, test_rows = fold_split(ds, fold, k)
-        vae = vaes.get(fold)
-        if vae is None and any(VARIANTS[o.get("variant", cfg.variant)]["vae"] for o in runs.values()):
-            vae, h = pretrain_vae(labels[train_rows], valid[train_rows], cfg, device=str(dev), progress=progress)
-            vaes[fold] = vae
-            hists.append(h.assign(fold=fold, run="VAE pretraining"))
-        for name, overrides in runs.items():
-            rcfg = replace(cfg, **overrides)
-            method, h = train_variant(ds, train_rows, rcfg, fan=fan, vae=vae, bank=bank, device=str(dev),
-                                      progress=progress, seed=seed)
-            hists.append(h.assign(fold=fold, run=name))
-            models[(fold, name)] = method.cpu()
-            preds.append(predictions_frame(method, ds, test_rows, bank, dev, run=name, variant=rcfg.variant,
-                                           fold=fold))
-    return pd.concat(preds, ignore_index=True), pd.concat(hists, ignore_index=True), vaes, models
-
-
-def prediction_breaks(preds: pd.DataFrame) -> pd.DataFrame:
-    """Fig. 10's 'fewer breaks': per run, the number of on/off switches of the thresholded predictions per
-    100 frames (within sequences), next to the same count for the ground truth."""
-    df = preds.sort_values(["run", "fold", "subject", "sequence", "au", "frame"])
-    g = df.groupby(["run", "fold", "subject", "sequence", "au"], sort=False)
-    switches = g.pred.apply(lambda s: int(np.abs(np.diff(s.to_numpy())).sum())).rename("pred_switches")
-    truth = g.label.apply(lambda s: int(np.abs(np.diff(s.to_numpy())).sum())).rename("label_switches")
-    n = g.size().rename("frames")
-    out = pd.concat([switches, truth, n], axis=1).groupby(level="run").sum()
-    return pd.DataFrame({"pred_switches_per_100_frames": 100 * out.pred_switches / out.frames,
-                         "label_switches_per_100_frames": 100 * out.label_switches / out.frames})
-
-
-# ------------------------------------------------------------------------------------------- Table X metrics
-def adjacency(binary: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """AUNet's adjacency matrix (Fig. 8): Pearson correlation between AU columns; undefined entries -> 0."""
-    return np.nan_to_num(correlation(binary, valid), nan=0.0)
-
-
-def adjacency_l2(pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Table X 'L2 distance': Frobenius norm of (A_pred - A_label) divided by K (aulib's normalisation, so
-    the number is comparable across AU sets); pred, labels binary (N, K)."""
-    a, b = adjacency(pred, valid), adjacency(labels, valid)
-    return float(np.linalg.norm(a - b) / a.shape[0])
-
-
-def dependency_f1(pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None,
-                  threshold: float = 0.1) -> float:
-    """Table X 'dependency F1' (aulib's reading of [65]): AU pairs i<j whose correlation exceeds
-    ``threshold`` in magnitude are dependency edges with a sign (+/-); F1 of the predictions' signed edges
-    against the labels' signed edges."""
-    a, b = adjacency(pred, valid), adjacency(labels, valid)
-    iu = np.triu_indices(a.shape[0], 1)
-    ep = np.sign(a[iu]) * (np.abs(a[iu]) > threshold)
-    eg = np.sign(b[iu]) * (np.abs(b[iu]) > threshold)
-    tp = float(((ep == eg) & (eg != 0)).sum())
-    n_pred, n_true = float((ep != 0).sum()), float((eg != 0).sum())
-    if n_pred == 0 and n_true == 0:
-        return 1.0
-    return 0.0 if tp == 0 else 2 * tp / (n_pred + n_true)
-
-
-def cost_table(image_size: int = 256, n_aus: int = 12, device: str = "cpu") -> pd.DataFrame:
-    """Trainable parameters and GMACs (FlopCounterMode FLOPs / 2) of the full-size models next to the paper's.
-
-    The paper's "flops" are multiply-accumulates (its AU-FAN head figure 3.02G matches our MAC count)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    paper = {"FAN (frozen)": (12.11, 13.97), "AU-FAN head": (1.86, 3.02), "AUNet head (TDN)": (2.66, 3.84),
-             "ResNet18": (11.38, 2.35), "ResNet18-A": (math.nan, math.nan)}
-    c = 768
-    s = image_size // 4
-    f = torch.zeros(1, c, s, s, device=device)
-    x = torch.zeros(1, 3, image_size, image_size, device=device)
-    models = {
-        "FAN (frozen)": (FAN(), lambda m: m.au_features(x)),
-        "AU-FAN head": (AUHead(c, n_aus), lambda m: m(f)),
-        "AUNet head (TDN)": (AUHead(c, n_aus, tdn=True), lambda m: m(f, f, f)),
-        "ResNet18": (ResNet18A(n_aus, tdn=False), lambda m: m(x)),
-        "ResNet18-A": (ResNet18A(n_aus, tdn=True), lambda m: m(x[:, None].expand(-1, 3, -1, -1, -1))),
-    }
-    rows = []
-    for name, (m, run) in models.items():
-        m = m.to(device).eval()
-        with FlopCounterMode(display=False) as fc, torch.no_grad():
-            run(m)
-        rows.append({"model": name, "params_M": sum(p.numel() for p in m.parameters()) / 1e6,
-                     "GMACs": fc.get_total_flops() / 2e9, "paper_params_M (reported)": paper[name][0],
-                     "paper_GFLOPs (reported)": paper[name][1]})
-    return pd.DataFrame(rows)
-
-
-def config_dict(cfg: AUNetConfig) -> dict:
-    return asdict(cfg)
-
-
-__all__ = ["VARIANTS", "PAPER_NAMES", "AUNetConfig", "AUNetMethod", "FANPretrain", "VAEPretrain", "pretrain_fan",
-           "pretrain_vae", "fan_feature_bank", "FeatureBankDataset", "make_loader", "train_variant",
-           "predictions_frame", "adjacency", "adjacency_l2", "dependency_f1", "cost_table", "landmark_nme",
-           "fan_landmarks", "require_temporal_order", "build_fan", "run_folds", "prediction_breaks"]
+__all__ = ["VARIANTS", "PAPER_NAMES", "AUNetConfig", "AUNetMethod", "FANPretrain", "VAEPretrain", "au_weights",
+           "build_fan"]
