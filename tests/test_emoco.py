@@ -9,7 +9,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from aulib.methods.emoco import TABLE_IV_VARIANTS, EmoCo, EmoCoConfig, MultiQueue, TwoViews, variant_config
+from aulib.config import ConfigError
+from aulib.experiments.emoco import TABLE_IV_VARIANTS, variant_config
+from aulib.methods.emoco import EmoCo, EmoCoConfig, MultiQueue, TwoViews
 
 TINY = dict(backbone="resnet_tiny", proj_hidden=32, proj_dim=8, queue_size=6)
 
@@ -140,7 +142,7 @@ def test_variants_and_bad_config():
         variant_config("nope")
     with pytest.raises(ValueError, match="intra_norm"):
         EmoCoConfig(use_emo=False, intra_norm=True)
-    with pytest.raises(KeyError, match="valid fields"):
+    with pytest.raises(ConfigError, match="valid fields"):
         EmoCoConfig.from_dict({"lambda_": 1})
     m = EmoCo(variant_config("emoco", **TINY))
     with pytest.raises(ValueError, match="emotion label"):
@@ -231,3 +233,99 @@ def test_parameter_groups_classifier_lr_and_frozen_key_encoder():
     assert not ({id(p) for p in m.key_encoder.parameters()} & (ids[0] | ids[1]))  # Eq.3 only, no gradient
     moco = EmoCo(variant_config("moco", **TINY))
     assert moco.dictionary.num_queues == 1 and len(moco.parameter_groups()) == 1
+
+
+# ---- shared pieces: the projector is the shared MLP, the key gather lives in methods.base -----------------------
+def test_projector_is_the_shared_mlp_and_gather_is_identity_single_process():
+    from aulib.methods.base import all_gather_concat
+    from aulib.train.distributed import all_gather_concat as reexported
+
+    m = EmoCo(variant_config("emoco", **TINY))
+    kinds = [type(layer).__name__ for layer in m.projector]
+    assert kinds == ["Linear", "ReLU", "Linear"] and m.projector[0].bias is not None  # FC-ReLU-FC (Sec. IV-B)
+    t = torch.arange(3.0)
+    assert all_gather_concat(t) is t and reexported is all_gather_concat
+
+
+def test_momentum_update_leaves_key_bn_statistics_alone():
+    m = EmoCo(variant_config("emoco", **TINY))
+    with torch.no_grad():
+        for b in m.encoder.buffers():
+            if b.dtype.is_floating_point:
+                b.add_(1.0)
+    before = [b.clone() for b in m.key_encoder.buffers()]
+    m.momentum_update()
+    assert all(torch.equal(a, b) for a, b in zip(before, m.key_encoder.buffers()))  # MoCo: own BN statistics
+
+
+# ---- the experiment driver at smoke sizes: schema, baselines, claims ----------------------------------------------
+def _tiny_protocol():
+    from aulib.experiments import emoco as E
+
+    P = E.settings("smoke")
+    P.update(image_size=32, pretrain_subjects=56, proj_hidden=16, proj_dim=8, queue_size=4, batch_size=14,
+             probe_epochs=2, au_sets={"bp4d": {"n_subjects": 9, "sequences_per_subject": 1, "frames_per_sequence": 3}},
+             linear_folds=[1, 2], finetune_folds=[1], finetune_sets=["bp4d"], sweep_lambdas=[0.2, 1.0],
+             sweep_sets=["bp4d"], viz_images=28)
+    return E, P
+
+
+def test_driver_returns_results_with_baselines_and_judge_runs(tmp_path):
+    from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+    from aulib.experiments.report import check_results, write_tables
+
+    E, P = _tiny_protocol()
+    data = E.make_data(P, None, seed=0)
+    models, history = E.pretrain(data, P, seed=0, device="cpu")
+    assert set(models) == {"EmoCo", "one queue", "plain L2", "L_cont only", "L_emo only", "EmoCo λ=0.2",
+                           "plain L2 λ=0.2"}
+    assert set(history["run"]) == set(models)
+    results, eval_history = E.evaluate(data, models, P, seed=0, device="cpu")
+    check_results(results)
+    assert set(results["experiment"]) == {"linear", "finetune"}
+    for _, g in results.groupby(["experiment", "fold"]):
+        roles = g.groupby("variant")["role"].first()
+        assert roles["EmoCo"] == "method" and roles["one queue"] == "ablation" and roles["EmoCo λ=0.2"] == "ablation"
+        assert roles["always present"] == roles["prior"] == roles["untrained encoder"] == "baseline"
+        assert roles["supervised"] == "reference"
+    assert sorted(results.loc[results.experiment == "linear", "fold"].unique()) == [1, 2]
+    # the supervised reference is trained once per (dataset, fold, seed) and scored in both experiments
+    sup = results[(results.variant == "supervised") & (results.fold == 1)].pivot(index="au", columns="experiment",
+                                                                                  values="f1")
+    assert np.allclose(sup["linear"], sup["finetune"])
+    assert {"loss", "run", "dataset", "fold"} <= set(eval_history.columns)
+    claims = E.judge_claims(results, P)
+    assert list(claims.columns[:len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS
+    assert len(claims) == len(E.CLAIMS) + 1 and set(claims["verdict"]) <= set(VERDICTS)
+    write_tables(tmp_path, results, claims)
+    t4 = E.table_iv(results)
+    assert {"bp4d aulib", "bp4d paper (reported)"} <= set(t4.columns) and "untrained encoder" in set(t4.variant)
+    sweep, rng = E.lambda_sweep(results, P)
+    assert set(sweep["lambda"]) == {0.2, 1.0} and len(rng) == 2
+    emo = E.emotion_loss_vs_prior(history, data)
+    assert (emo["class-prior entropy"] <= emo["log C"]).all()
+    assert "bp4d" in E.au_tables(results)
+    _, toy = E.fig3_toy(steps=5)
+    text = E.summary_markdown(results, claims, emo, toy)
+    assert "always present" in text and "Claims" in text
+
+
+def test_claims_cover_table_iv_and_the_untrained_encoder():
+    from aulib.experiments import emoco as E
+
+    assert {c.experiment for c in E.CLAIMS} == {"linear", "finetune"}
+    t4 = [c for c in E.CLAIMS if c.claim.startswith("Table IV")]
+    assert len(t4) == 8 and all(c.a == "EmoCo" and c.paper_diff > 0 for c in t4)
+    # the paper's pooled difference: EmoCo - one queue, linear = mean(53.0-48.6, 53.3-50.2, 59.3-57.8) / 100
+    one_q = next(c for c in t4 if c.b == "one queue" and c.experiment == "linear")
+    assert one_q.paper_diff == pytest.approx((4.4 + 3.1 + 1.5) / 3 / 100, abs=1e-4)
+    assert sum(c.b == "untrained encoder" for c in E.CLAIMS) == 2
+
+
+def test_fig3_toy_intra_class_norm_reaches_the_prototype():
+    from aulib.experiments import emoco as E
+
+    _, ang_n = E.toy_descent(intra=True)
+    _, ang_l2 = E.toy_descent(intra=False)
+    assert ang_n["q to prototype"].iloc[-1] < ang_l2["q to prototype"].iloc[-1]
+    assert ang_n["beta (N(q), N(k-))"].iloc[-1] > 150

@@ -29,11 +29,13 @@ Optional attributes read by the trainer:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
+
+from aulib.models.ema import cosine_ramp  # noqa: F401  (re-exported: the one cosine schedule)
 
 
 class Method(nn.Module):
@@ -61,8 +63,33 @@ class Method(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} has no forward(); call training_step or its model")
 
 
-def cosine_ramp(step: int, total_steps: int, start: float, end: float) -> float:
-    """Cosine interpolation from ``start`` (step 0) to ``end`` (step ``total_steps``), as BYOL's target
-    momentum and DINO's weight-decay schedules: ``end - (end - start) * (1 + cos(pi * t)) / 2``."""
-    t = min(max(step / max(total_steps, 1), 0.0), 1.0)
-    return end - (end - start) * (1 + math.cos(math.pi * t)) / 2
+def unpack_batch(batch: Any, input_key: str = "image") -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(images, labels or None, valid or None) from a dict batch or an ``(x, y[, valid])`` tuple."""
+    if isinstance(batch, dict):
+        if input_key not in batch:
+            raise KeyError(f"batch has no {input_key!r}; keys: {sorted(batch)}")
+        return batch[input_key], batch.get("labels"), batch.get("valid")
+    if isinstance(batch, (list, tuple)):
+        x = batch[0]
+        y = batch[1] if len(batch) > 1 else None
+        v = batch[2] if len(batch) > 2 else None
+        return x, y, v
+    return batch, None, None
+
+
+@torch.no_grad()
+def all_gather_concat(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` (B, ...) from every process along dim 0 -> (world*B, ...), rank order.
+
+    No gradient flows through the gathered copies (as in MoCo's key gathering). Single process (or no
+    initialised ``torch.distributed`` group): returns ``tensor`` unchanged. All ranks must pass the same shape.
+    Lives here, below ``aulib.train``, so a method (EmoCo's key gather) can use it; ``aulib.train.distributed``
+    re-exports it.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.contiguous())
+    return torch.cat(parts, dim=0)

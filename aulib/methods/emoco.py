@@ -9,7 +9,8 @@ MoCo (momentum key encoder + dictionary of keys) extended in three ways:
   prototype w~_y before the InfoNCE loss L_cont (Eq.5, tau 0.2); total Eq.1: lambda * L_emo + L_cont.
 
 Every ablation of the paper's Table IV is a config flag (``multi_queue``, ``use_cont``, ``use_emo``,
-``intra_norm``; "finetune" is an evaluation protocol, not a pretraining option): :data:`TABLE_IV_VARIANTS`.
+``intra_norm``; "finetune" is an evaluation protocol, not a pretraining option); the table's rows as configs,
+the drivers and the claims live in :mod:`aulib.experiments.emoco`.
 
 Batches: ``{"q": (B, C, H, W), "k": (B, C, H, W), "emotion": (B,) long}`` — two MoCo v2 augmentations of the
 same face (see :class:`TwoViews` and :func:`mocov2_augmentation`). AU labels are never read here.
@@ -28,10 +29,13 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from aulib.config import from_dict
 from aulib.losses.emoco_contrastive import info_nce_from_logits
 from aulib.losses.intra_class_norm import intra_class_normalize
-from aulib.methods.base import Method
+from aulib.methods.base import Method, all_gather_concat
 from aulib.models import create_backbone
+from aulib.models.ema import ema_update
+from aulib.models.heads import mlp
 
 
 @dataclass
@@ -67,36 +71,9 @@ class EmoCoConfig:
                              f"{self.queue_size}, {self.tau}, {self.momentum}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EmoCoConfig:
-        names = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise KeyError(f"unknown EmoCoConfig field(s) {unknown}; valid fields: {sorted(names)}")
-        return cls(**d)
-
-
-# Table IV's pretraining variants (the F column = linear vs finetune protocol is applied at evaluation).
-TABLE_IV_VARIANTS: dict[str, dict[str, bool]] = {
-    "emoco": dict(multi_queue=True, use_cont=True, use_emo=True, intra_norm=True),
-    "one_queue": dict(multi_queue=False, use_cont=True, use_emo=True, intra_norm=True),
-    "l2_norm": dict(multi_queue=True, use_cont=True, use_emo=True, intra_norm=False),
-    "cont_only": dict(multi_queue=True, use_cont=True, use_emo=False, intra_norm=False),  # multi-queue MoCo
-    "emo_only": dict(multi_queue=True, use_cont=False, use_emo=True, intra_norm=False),  # emotion classifier
-}
-
-
-# Baselines of Tables I-III that are not Table IV rows: plain MoCo (one queue, no emotion at all).
-EXTRA_VARIANTS: dict[str, dict[str, bool]] = {
-    "moco": dict(multi_queue=False, use_cont=True, use_emo=False, intra_norm=False),
-}
-
-
-def variant_config(name: str, **overrides: Any) -> EmoCoConfig:
-    """The EmoCoConfig of a Table IV row or extra baseline (``overrides`` set the other fields, e.g. lam)."""
-    table = {**TABLE_IV_VARIANTS, **EXTRA_VARIANTS}
-    if name not in table:
-        raise KeyError(f"unknown EmoCo variant {name!r}; valid variants: {', '.join(table)}")
-    return EmoCoConfig.from_dict({**overrides, **table[name]})
+    def from_dict(cls, d: dict[str, Any], **overrides: Any) -> EmoCoConfig:
+        """Strict: an unknown key raises :class:`aulib.config.ConfigError` naming the valid fields."""
+        return from_dict(cls, d, **overrides)
 
 
 class MultiQueue(nn.Module):
@@ -198,20 +175,6 @@ def mocov2_augmentation(size: int, channels: int = 3, blur: bool = True,
     return v2.Compose(steps)
 
 
-def _mlp(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
-
-
-def _gather(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` over all DDP processes (identity without torch.distributed)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return x
-    # imported here: methods sit below train in the layering; only the helper is borrowed, not the loop
-    from aulib.train.distributed import all_gather_concat
-
-    return all_gather_concat(x)
-
-
 class EmoCo(Method):
     """EmoCo (Fig.2): ``encoder`` + ``projector`` give q, C classifies q, a momentum copy gives the keys."""
 
@@ -222,7 +185,8 @@ class EmoCo(Method):
         self.cfg = cfg = cfg or EmoCoConfig(**kwargs)
         self.encoder = create_backbone(cfg.backbone, in_chans=cfg.in_chans, num_classes=0, **cfg.backbone_kwargs)
         self.num_features = self.encoder.num_features
-        self.projector = _mlp(self.num_features, cfg.proj_hidden, cfg.proj_dim)  # h_q: 2048-ReLU-128
+        # h_q: FC 2048 - ReLU - FC 128 (Sec. IV-B), MoCo v2's head without BN
+        self.projector = mlp(self.num_features, cfg.proj_hidden, cfg.proj_dim, norm=False)
         self.classifier = nn.Linear(cfg.proj_dim, cfg.num_classes, bias=False)  # C: W (C, 128), Eq.2 has no bias
         self.classifier.requires_grad_(cfg.use_emo)
         if cfg.use_cont:
@@ -274,7 +238,7 @@ class EmoCo(Method):
             out["L_cont"] = self.contrastive_loss(q, k, y)
             loss = loss + out["L_cont"]  # Eq.1
             # enqueue after the logits so a key is never its own negative; under DDP every process's keys
-            keys, labels = _gather(k.detach()), _gather(y)  # (B * world, D), (B * world,)
+            keys, labels = all_gather_concat(k.detach()), all_gather_concat(y)  # (B * world, D), (B * world,)
             self.dictionary.enqueue(keys, labels if cfg.multi_queue else torch.zeros_like(labels))
         out["loss"] = loss
         return out
@@ -303,12 +267,10 @@ class EmoCo(Method):
     @torch.no_grad()
     def momentum_update(self) -> None:
         """theta_k := m theta_k + (1 - m) theta_q for encoder and projector (Eq.3)."""
-        m = self.cfg.momentum
         online = [*self.encoder.parameters(), *self.projector.parameters()]
         key = [*self.key_encoder.parameters(), *self.key_projector.parameters()]
-        # one fused kernel per op instead of two per tensor (ResNet-50 has ~160 parameter tensors)
-        torch._foreach_mul_(key, m)  # Eq.3
-        torch._foreach_add_(key, [p.detach() for p in online], alpha=1 - m)  # Eq.3
+        # parameters only (tensor lists): as in MoCo, the key encoder keeps its own BN statistics
+        ema_update(key, online, self.cfg.momentum)  # Eq.3: theta_k := m theta_k + (1 - m) theta_q
 
     def config_dict(self) -> dict:
         return asdict(self.cfg)

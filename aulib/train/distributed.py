@@ -22,6 +22,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from aulib.methods.base import all_gather_concat  # noqa: F401  (re-exported: moved down for EmoCo)
+
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
@@ -77,20 +79,6 @@ def wrap_ddp(module: nn.Module, device: torch.device, find_unused_parameters: bo
 
 def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-
-
-@torch.no_grad()
-def all_gather_concat(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` (B, ...) from every process along dim 0 -> (world*B, ...), rank order.
-
-    No gradient flows through the gathered copies (as in MoCo's key gathering). Single process: returns
-    ``tensor`` unchanged. All ranks must pass the same shape.
-    """
-    if not is_distributed():
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
-    return torch.cat(parts, dim=0)
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
