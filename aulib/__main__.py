@@ -4,35 +4,106 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 
 def _synth(a: argparse.Namespace) -> None:
-    from .data.schema import write_dataset
+    from .data.schema import check_output, write_dataset
     from .data.synthetic import PRESETS, SynthConfig, generate
 
     if a.preset not in PRESETS:
-        sys.exit(f"unknown preset {a.preset!r}; presets: {', '.join(PRESETS)}")
+        raise ValueError(f"unknown preset {a.preset!r}; presets: {', '.join(PRESETS)}")
+    check_output(a.out, overwrite=a.overwrite)  # before generating: refuse early, never delete foreign files
     overrides = {k: v for k, v in dict(n_subjects=a.subjects, sequences_per_subject=a.sequences,
                                        frames_per_sequence=a.frames, image_size=a.size, channels=a.channels,
                                        seed=a.seed).items() if v is not None}
     ds = generate(SynthConfig(preset=a.preset, **overrides))
-    out = write_dataset(ds, a.out)
+    out = write_dataset(ds, a.out, overwrite=a.overwrite)
     print(f"wrote {ds} -> {out}")
 
 
 def _convert(a: argparse.Namespace) -> None:
     from .data.convert import convert
 
-    options = {k: v for k, v in dict(lenient=a.lenient, workers=a.workers, align=a.align).items() if v is not None}
-    ds = convert(a.name, a.src, a.out, **options)
+    options = dict(lenient=a.lenient, workers=a.workers, align=None if a.no_align else a.align,
+                   image_size=a.image_size, channels=a.channels, landmarks=a.landmarks, overwrite=a.overwrite,
+                   progress=not a.quiet)
+    for key in ("aus", "splits", "annotations", "labels_dir", "images_dir"):
+        value = getattr(a, key, None)
+        if value is not None:
+            options[key] = value
+    if getattr(a, "labelled_only", False):
+        options["unlabeled"] = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = convert(a.name, a.src, a.out, **options)
+    for w in caught:  # one line each, not Python's warning format with a source line
+        print(f"aulib: warning: {w.message}", file=sys.stderr)
     print(f"wrote {ds} -> {a.out}")
 
 
-def _reproduce(a: argparse.Namespace) -> None:
-    from .reproduce import REPORT_DIR, reproduce
+def _csv_tuple(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
-    params = dict(p.split("=", 1) for p in a.param)
+
+def _aus(text: str) -> tuple[int, ...] | str:
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return tuple(int(t.removeprefix("AU")) for t in _csv_tuple(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected AU numbers like 1,2,4 or 'all', not {text!r}") from None
+
+
+def _add_convert_parsers(sub) -> None:
+    from .data.convert import CONVERTERS, DEFAULT_ALIGN, expected_files
+
+    conv = sub.add_parser("convert", help="convert a licensed dataset to the canonical format",
+                          description="Convert a dataset from its download folder: python -m aulib convert NAME "
+                          "--src DIR --out DIR. `python -m aulib convert NAME --help` lists the files NAME's "
+                          "converter reads.")
+    names = conv.add_subparsers(dest="name", required=True, metavar="NAME", title="datasets")
+    for name in CONVERTERS:
+        d = names.add_parser(name, help=f"{name} (--help lists the files it reads)",
+                             formatter_class=argparse.RawDescriptionHelpFormatter,
+                             description=f"Convert {name} to aulib's canonical format.\n\nFiles read:\n"
+                             + expected_files(name))
+        d.add_argument("--src", required=True, help="the dataset's download folder (never written to)")
+        d.add_argument("--out", required=True, help="new or empty output folder, outside --src")
+        d.add_argument("--overwrite", action="store_true", help="replace --out if it holds a dataset aulib wrote")
+        d.add_argument("--landmarks", default="auto", metavar="auto|FILE|dlib|template",
+                       help="auto (default): the release's own landmark files, else aulib_landmarks.csv in --src, "
+                       "else dlib's 68-point model (pip install 'aulib[landmarks]', offline); a CSV file in the "
+                       "aulib_landmarks.csv layout; dlib; template (mean shape, for already aligned crops)")
+        d.add_argument("--align", default=DEFAULT_ALIGN[name], metavar="TEMPLATE",
+                       help=f"alignment template (aunet, emoco, tranet, rrl, cnn_study; default {DEFAULT_ALIGN[name]})")
+        d.add_argument("--no-align", action="store_true", help="store the frames unaligned (cropped / resized)")
+        d.add_argument("--image-size", type=int, help="output size in pixels (default: the template's, or the "
+                       "source's without alignment)")
+        d.add_argument("--channels", type=int, choices=(1, 3), help="1 grey or 3 RGB (default: the template's)")
+        d.add_argument("--workers", type=int, default=1, help="worker processes")
+        d.add_argument("--lenient", action="store_true", help="skip bad rows (listed in skipped.csv) instead of "
+                       "stopping")
+        d.add_argument("--quiet", action="store_true", help="no progress bar")
+        if name == "disfa":
+            d.add_argument("--aus", type=_aus, help="AUs to keep, e.g. 1,2,4 or all (default: the protocol's 8)")
+        if name in ("affwild2", "affectnet"):
+            d.add_argument("--splits", type=_csv_tuple, help="comma-separated splits (affwild2: Train_Set,"
+                           "Validation_Set; affectnet: training,validation)")
+        if name == "gft":
+            d.add_argument("--labels-dir", help="label folder inside --src (default AU_OCC)")
+            d.add_argument("--images-dir", help="image folder inside --src (default images)")
+        if name == "emotionet":
+            d.add_argument("--annotations", help="annotation file or folder (default: every annotation file in --src)")
+            d.add_argument("--labelled-only", action="store_true", help="drop images without an annotation row")
+        d.set_defaults(func=_convert)
+
+
+def _reproduce(a: argparse.Namespace) -> None:
+    from .reproduce import REPORT_DIR, parse_param, reproduce
+
+    params = dict(parse_param(p) for p in a.param)
     timings = reproduce(a.notebooks, profile=a.profile, report_dir=Path(a.out) if a.out else REPORT_DIR,
                         parameters=params)
     for name, secs in timings:
@@ -66,8 +137,27 @@ def _info(a: argparse.Namespace) -> None:
                 print(f"  {p}: INVALID: {exc}")
 
 
+def _one_line(exc: BaseException) -> str:
+    from .data.schema import DatasetError
+
+    if isinstance(exc, DatasetError):
+        where = exc.file if exc.row is None else f"{exc.file}:{exc.row}"
+        return f"{where}: {exc.problem}"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m aulib", description=__doc__)
+    """Bad input (a broken file, a refused output folder, a bad option) ends with one line
+    ``aulib: error: <file>:<row>: <what is wrong>`` and exit status 2; ``--debug`` shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [x for x in argv if x != "--debug"]
+    p = argparse.ArgumentParser(prog="python -m aulib", description=__doc__,
+                                epilog="--debug (anywhere on the line): show the full traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("synth", help="write a synthetic dataset in the canonical format")
@@ -79,16 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--size", type=int, help="image size in pixels (64-256)")
     s.add_argument("--channels", type=int, choices=(1, 3))
     s.add_argument("--seed", type=int)
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it holds a dataset aulib wrote")
     s.set_defaults(func=_synth)
 
-    c = sub.add_parser("convert", help="convert a licensed dataset to the canonical format")
-    c.add_argument("name", help="bp4d, disfa, gft, affwild2, affectnet, emotionet")
-    c.add_argument("--src", required=True, help="the dataset's download folder")
-    c.add_argument("--out", required=True)
-    c.add_argument("--lenient", action="store_true", default=None, help="skip bad rows (listed) instead of stopping")
-    c.add_argument("--workers", type=int)
-    c.add_argument("--align", help="alignment template (emoco, aunet, tranet, rrl, cnn_study)")
-    c.set_defaults(func=_convert)
+    _add_convert_parsers(sub)
 
     r = sub.add_parser("reproduce", help="run notebooks through papermill into reports/")
     r.add_argument("notebooks", nargs="*", help="notebook names or prefixes (default: all)")
@@ -106,7 +190,20 @@ def main(argv: list[str] | None = None) -> None:
     i.set_defaults(func=_info)
 
     a = p.parse_args(argv)
-    a.func(a)
+    from .data.schema import DatasetError
+
+    try:
+        a.func(a)
+    except (DatasetError, ValueError, KeyError, OSError) as exc:  # bad input: one line, no traceback
+        if debug:
+            raise
+        print(f"aulib: error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("aulib: interrupted (a conversion resumes where it stopped when run again)", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ def test_failed_conversion_leaves_existing_output_untouched(tmp_path):
     img = next((tmp_path / "raw").glob("*/T1/*.jpg"))
     img.write_bytes(img.read_bytes()[:60])
     with pytest.raises(DatasetError, match="cannot read image") as e:
-        convert("bp4d", tmp_path / "raw", tmp_path / "out", progress=False)
+        convert("bp4d", tmp_path / "raw", tmp_path / "out", progress=False, overwrite=True)
     assert img.name in str(e.value)
     assert (tmp_path / "out" / "frames.parquet").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]

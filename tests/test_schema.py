@@ -88,7 +88,7 @@ def test_interrupted_write_leaves_previous_dataset_untouched(tmp_path, tiny_data
 
     monkeypatch.setattr("numpy.save", explode)
     with pytest.raises(KeyboardInterrupt):
-        write_dataset(bigger, out)
+        write_dataset(bigger, out, overwrite=True)
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary folder left behind
     assert len(open_dataset(out)) == len(tiny_dataset)

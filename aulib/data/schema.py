@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -256,62 +257,216 @@ def validate(ds: CanonicalDataset, check_files: bool = True) -> None:
 
 
 # -- reading and writing ------------------------------------------------------------------------------------
+def _read_meta(path: Path) -> DatasetMeta:
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read file ({exc})") from exc
+    if not isinstance(d, dict):
+        raise DatasetError(path, f"must hold a JSON object, found {type(d).__name__}")
+    try:
+        meta = DatasetMeta.from_json(d, path)
+        meta.aus = [int(a) for a in meta.aus]
+        h, w = (int(v) for v in meta.image_size)
+        meta.image_size = (h, w)
+        meta.channels = int(meta.channels)
+        if not isinstance(meta.label_kinds, list) or not isinstance(meta.provenance, dict):
+            raise TypeError("'label_kinds' must be a list and 'provenance' an object")
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(path, f"a value has the wrong type ({exc}); 'aus' is a list of AU numbers, "
+                           "'image_size' [H, W], 'channels' 1 or 3") from exc
+    return meta
+
+
+def _read_frames(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError / ArrowIOError, each without the file name
+        raise DatasetError(path, f"cannot read the parquet table ({type(exc).__name__}: {exc}); the file is "
+                           "truncated or not a parquet file") from exc
+
+
+def _read_npy(path: Path, mmap: bool) -> np.ndarray:
+    """np.load, with a truncated or foreign file named and explained (numpy's 'mmap length is greater than file
+    size' / 'cannot reshape array' name neither the file nor the cause)."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            offset = fh.tell()
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise DatasetError(path, f"not a .npy array file ({exc})") from exc
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    have = path.stat().st_size
+    if have < need:
+        raise DatasetError(path, f"truncated: its header says shape {tuple(shape)} ({need:,} bytes) but the file "
+                           f"holds {have:,} bytes")
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise DatasetError(path, f"cannot read the array ({exc})") from exc
+
+
 def open_dataset(path: str | os.PathLike, mmap: bool = True) -> CanonicalDataset:
-    """Open and validate a canonical dataset folder."""
+    """Open and validate a canonical dataset folder. Every problem (a missing, truncated or malformed file, a
+    bad value) raises :class:`DatasetError` naming the file, the row where there is one, and what is wrong."""
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(root, "dataset folder does not exist")
     for f in (META_FILE, FRAMES_FILE, LANDMARKS_FILE):
         if not (root / f).is_file():
             raise DatasetError(root / f, "file is missing")
-    try:
-        meta = DatasetMeta.from_json(json.loads((root / META_FILE).read_text()), root / META_FILE)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(root / META_FILE, f"not valid JSON ({exc})") from exc
-    frames = pd.read_parquet(root / FRAMES_FILE)
-    landmarks = np.load(root / LANDMARKS_FILE, mmap_mode="r" if mmap else None)
+    meta = _read_meta(root / META_FILE)
+    frames = _read_frames(root / FRAMES_FILE)
+    landmarks = _read_npy(root / LANDMARKS_FILE, mmap)
+    if landmarks.dtype.kind not in "fiu":
+        raise DatasetError(root / LANDMARKS_FILE, f"landmarks must be numbers, found dtype {landmarks.dtype}")
     images = None
     if meta.storage == "packed":
         if not (root / IMAGES_FILE).is_file():
             raise DatasetError(root / IMAGES_FILE, "file is missing (storage is 'packed')")
-        images = np.load(root / IMAGES_FILE, mmap_mode="r" if mmap else None)
+        images = _read_npy(root / IMAGES_FILE, mmap)
+        if images.dtype != np.uint8:
+            raise DatasetError(root / IMAGES_FILE, f"images must be uint8, found dtype {images.dtype}")
     return CanonicalDataset(meta, frames, np.asarray(landmarks, dtype=np.float32), images, root)
 
 
-def atomic_dir(out: str | os.PathLike):
-    """Context manager yielding a temporary sibling folder that replaces ``out`` only if the block succeeds."""
-    return _AtomicDir(Path(out))
+# -- never destroy what aulib did not write ------------------------------------------------------------------
+# The entries aulib itself puts in a canonical folder (the converters add the skip list and the summary).
+OWN_ENTRIES = frozenset({META_FILE, FRAMES_FILE, LANDMARKS_FILE, IMAGES_FILE, "images", "skipped.csv",
+                         "conversion_summary.csv"})
+PARTIAL_MARKER = ".aulib-partial"  # written into every temporary folder aulib creates
+
+
+class OutputError(DatasetError):
+    """An output folder aulib refuses to write (it exists with other content, or overlaps the source)."""
+
+
+def is_aulib_dataset(path: str | os.PathLike) -> bool:
+    """True if ``path`` holds a meta.json that aulib wrote (its 'format' is aulib's)."""
+    try:
+        d = json.loads((Path(path) / META_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and d.get("format") == FORMAT_NAME
+
+
+def check_output(out: str | os.PathLike, src: str | os.PathLike | None = None, overwrite: bool = False) -> Path:
+    """Refuse an output folder whose writing could destroy data aulib did not create.
+
+    Refused: ``out`` equal to, inside or above ``src``; ``out`` an existing file; ``out`` an existing non-empty
+    folder, unless it is a canonical dataset aulib wrote (only aulib's own entries in it) *and* ``overwrite``
+    is true. Raises :class:`OutputError` with one line saying why."""
+    out = Path(out)
+    ro = out.resolve()
+    if src is not None:
+        rs = Path(src).resolve()
+        if ro == rs:
+            raise OutputError(out, "the output folder is the source folder; choose an --out outside --src")
+        if rs in ro.parents:
+            raise OutputError(out, f"the output folder is inside the source folder {src}; choose an --out outside it")
+        if ro in rs.parents:
+            raise OutputError(out, f"the output folder contains the source folder {src}; writing it would replace "
+                              "the source; choose an --out outside it")
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "exists and is a file, not a folder; aulib will not replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not is_aulib_dataset(out):
+            raise OutputError(out, "exists and is not empty, and is not a dataset aulib wrote (no aulib meta.json); "
+                              "aulib never deletes what it did not create: choose an empty or new --out")
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in OWN_ENTRIES)
+        if foreign:
+            raise OutputError(out, f"holds an aulib dataset but also {', '.join(foreign[:3])}"
+                              f"{' ...' if len(foreign) > 3 else ''}, which aulib did not write; move those first")
+        if not overwrite:
+            raise OutputError(out, "already holds an aulib dataset; pass --overwrite (overwrite=True) to replace it")
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(out: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``out`` (``.<name>.tmp-<pid>-*``, ``.<name>.old-<pid>``) left by a run
+    that was killed; only folders aulib marked as its own and whose process is gone. An ``.old`` folder whose
+    replacement never arrived (killed between the two renames) is renamed back to ``out``. Returns what it did."""
+    out = Path(out)
+    done = []
+    if not out.parent.is_dir():
+        return done
+    for p in sorted(out.parent.glob(f".{out.name}.tmp-*")) + sorted(out.parent.glob(f".{out.name}.old-*")):
+        kind, _, rest = p.name[len(out.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if not (p.is_dir() and pid.isdigit() and (p / PARTIAL_MARKER).is_file()) or _pid_alive(int(pid)):
+            continue
+        if kind == "old" and not out.exists():
+            (p / PARTIAL_MARKER).unlink()
+            os.replace(p, out)
+            print(f"aulib: restored {out} from {p.name} (a run was killed while replacing it)", file=sys.stderr)
+        else:
+            shutil.rmtree(p, ignore_errors=True)
+            print(f"aulib: removed {p} (a temporary folder left by a killed run)", file=sys.stderr)
+        done.append(p)
+    return done
+
+
+def atomic_dir(out: str | os.PathLike, overwrite: bool = False, src: str | os.PathLike | None = None):
+    """Context manager yielding a temporary sibling folder that replaces ``out`` only if the block succeeds.
+    ``out`` is checked first (:func:`check_output`) and stale temporary folders of killed runs are removed."""
+    return _AtomicDir(Path(out), overwrite, src)
 
 
 class _AtomicDir:
-    def __init__(self, out: Path):
-        self.out = out
+    def __init__(self, out: Path, overwrite: bool = False, src: str | os.PathLike | None = None):
+        self.out, self.overwrite, self.src = out, overwrite, src
 
     def __enter__(self) -> Path:
+        clean_stale(self.out)
+        check_output(self.out, self.src, self.overwrite)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=self.out.parent))
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-{os.getpid()}-", dir=self.out.parent))
+        (self.tmp / PARTIAL_MARKER).write_text(f"{os.getpid()}\n")
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return
+        check_output(self.out, self.src, self.overwrite)  # nothing foreign appeared in the meantime
         os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is meant to be shared
         old = None
         if self.out.exists():
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
+            if any(self.out.iterdir()):
+                old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+                os.replace(self.out, old)
+                (old / PARTIAL_MARKER).write_text(f"{os.getpid()}\n")
+            else:
+                self.out.rmdir()  # an empty folder (made by the user for the output)
+        (self.tmp / PARTIAL_MARKER).unlink()
         os.replace(self.tmp, self.out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def write_dataset(ds: CanonicalDataset, out: str | os.PathLike) -> Path:
-    """Write ``ds`` to folder ``out`` atomically (packed storage: images are compacted to the rows used)."""
+def write_dataset(ds: CanonicalDataset, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``ds`` to folder ``out`` atomically (packed storage: images are compacted to the rows used).
+    An existing non-empty ``out`` is refused unless it is an aulib dataset and ``overwrite`` is true."""
     validate(ds)
     out = Path(out)
     frames = ds.frames.copy()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         meta = ds.meta
         if meta.storage == "packed":
             used = frames["image"].to_numpy()

@@ -9,7 +9,12 @@ chunk of stills, each a list of :class:`FrameRec`. The engine then decodes, alig
   continues where it stopped;
 * units run in parallel worker processes (``workers``) under a tqdm progress bar counting frames;
 * at the end the shards are assembled into the canonical folder through :func:`atomic_dir` (the output is
-  either the old folder or the complete new one, never half written) and the work folder is removed.
+  either the old folder or the complete new one, never half written) and the work folder is removed;
+* the output is checked before any work (:func:`~aulib.data.schema.check_output`: never a folder holding
+  anything aulib did not write, never the source or a folder inside or above it), and the temporary folders
+  of a killed run are removed by the next one (:func:`~aulib.data.schema.clean_stale`);
+* worker processes die with their parent (Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; elsewhere, and as a
+  second line, a watchdog thread that polls ``os.getppid()``), so a ``kill -9`` leaves no orphan decoding on.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -34,10 +43,13 @@ from ..schema import (
     IMAGES_FILE,
     LANDMARKS_FILE,
     META_FILE,
+    UNKNOWN,
     CanonicalDataset,
     DatasetError,
     DatasetMeta,
     atomic_dir,
+    check_output,
+    clean_stale,
     open_dataset,
 )
 
@@ -157,6 +169,9 @@ def _frame_to_output(img: np.ndarray, lm: np.ndarray, rec: FrameRec, opts: Optio
                      channels: int) -> tuple[np.ndarray, np.ndarray]:
     if opts.align:
         out, out_lm = align_face(img, lm, opts.align)
+        if out.shape[0] != size:  # image_size given with a template: the aligned crop, rescaled
+            m = _resize_matrix(out.shape[0], out.shape[1], size)
+            out, out_lm = warp(out, m, size), apply_transform(m, out_lm).astype(np.float32)
         return to_channels(out, channels), out_lm
     h, w = img.shape[:2]
     if rec.box is not None:
@@ -304,11 +319,33 @@ def _process_in_worker(unit: Unit, opts: Options, size: int, channels: int, shar
         return ("error", exc.file, exc.problem, exc.row)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the converting process ``parent`` dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="aulib-parent-watchdog", daemon=True).start()
+
+
 def _probe(units: list[Unit], opts: Options) -> tuple[int, int]:
     """(size, channels) of the output, from the template or the first readable frame."""
     if opts.align:
         tpl = get_template(opts.align)
-        return tpl.size, opts.channels or tpl.channels
+        return int(opts.image_size or tpl.size), opts.channels or tpl.channels
     img, first, err = None, None, None
     for unit in units:  # the first readable frame (a broken one is the workers' to report or skip)
         for rec in unit.frames[:20]:
@@ -341,22 +378,45 @@ def work_dir_for(out: Path) -> Path:
     return out.parent / f".{out.name}.convert-work"
 
 
+def check_labels(scan: Scan) -> None:
+    """A scan whose every AU label is unknown (a label file that parsed to nothing usable) is an error."""
+    if not scan.aus or scan.provenance.get("unlabelled_ok"):
+        return
+    by_file: dict[str, list[bool]] = {}
+    for u in scan.units:
+        for r in u.frames:
+            f = r.source.rsplit(":", 1)[0]
+            by_file.setdefault(f, []).append(all(v == UNKNOWN for k, v in r.labels.items()
+                                                 if k.startswith("AU") and not k.endswith("_int")))
+    if by_file and all(all(v) for v in by_file.values()):
+        first = scan.provenance.get("label_file_hint") or next(iter(by_file))
+        raise DatasetError(first, f"every AU label of every frame is unknown ({UNKNOWN} / -1 / 999) in "
+                           f"{'this file' if len(by_file) == 1 else f'all {len(by_file)} label files'}; "
+                           "the file is not in the layout the converter expects, or carries no labels")
+
+
 def run(scan: Scan, src: Path, out: Path, opts: Options, issues: Issues,
-        on_unit_done: Callable[[int], None] | None = None) -> CanonicalDataset:
+        on_unit_done: Callable[[int], None] | None = None, overwrite: bool = False) -> CanonicalDataset:
     """Process ``scan``'s units into shards (resuming), then assemble ``out`` atomically."""
     out = Path(out)
+    clean_stale(out)
+    check_output(out, src, overwrite)
     units = [u for u in scan.units if u.frames]
     if not units:
         raise DatasetError(src, "no labelled frames were found (check the folder layout in the converter's docstring)")
+    check_labels(scan)
     work = work_dir_for(out)
     fp = opts.fingerprint(src, scan.name)
     job = work / "job.json"
     if work.exists():
+        if not job.is_file():
+            raise DatasetError(work, "exists but is not an aulib work folder (no job.json); aulib will not delete "
+                               "it: move it away")
         try:
             same = json.loads(job.read_text()).get("fingerprint") == fp
         except (OSError, json.JSONDecodeError):
             same = False
-        if not same:  # other options or source: start over
+        if not same:  # other options or source: start over (the folder is aulib's own, it has job.json)
             shutil.rmtree(work)
     (work / "shards").mkdir(parents=True, exist_ok=True)
     size, channels = _probe(units, opts)
@@ -377,7 +437,8 @@ def run(scan: Scan, src: Path, out: Path, opts: Options, issues: Issues,
                 if on_unit_done:
                     on_unit_done(i)
         else:
-            with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+            with ProcessPoolExecutor(max_workers=opts.workers, initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futs = {pool.submit(_process_in_worker, units[i], opts, size, channels, shards[i]): i for i in todo}
                 for f in as_completed(futs):
                     res = f.result()
@@ -390,13 +451,13 @@ def run(scan: Scan, src: Path, out: Path, opts: Options, issues: Issues,
                         on_unit_done(futs[f])
     finally:
         bar.close()
-    ds = _assemble(scan, shards, out, size, channels, issues)
+    ds = _assemble(scan, shards, out, size, channels, issues, src=src, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)
     return ds
 
 
 def _assemble(scan: Scan, shards: list[Path], out: Path, size: int, channels: int,
-              issues: Issues) -> CanonicalDataset:
+              issues: Issues, src: Path | None = None, overwrite: bool = False) -> CanonicalDataset:
     frames = [pd.read_parquet(s / "frames.parquet") for s in shards]
     counts = [len(f) for f in frames]
     n = sum(counts)
@@ -411,7 +472,7 @@ def _assemble(scan: Scan, shards: list[Path], out: Path, size: int, channels: in
     table["frame"] = table["frame"].astype(np.int64)
     meta = DatasetMeta(scan.name, list(scan.aus), (size, size), channels, list(scan.label_kinds),
                        provenance={"converter": scan.name, **scan.provenance, "skipped_rows": int(len(skipped))})
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite, src=src) as tmp:
         images = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8,
                                            shape=(n, size, size, channels))
         landmarks = np.empty((n, 68, 2), np.float32)

@@ -29,6 +29,9 @@ from ._engine import FrameRec, Issues, Scan, Unit
 NAME = "bp4d"
 BP4D_AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+EXPECTS = """<src>/AUCoding/AU_OCC/<subject>_<task>.csv (e.g. F001_T1.csv; header: '0' = frame, then AU numbers;
+values 0 / 1, 9 = unknown) and the frames <src>/[<one folder>/]<subject>/<task>/<frame>.jpg (zero-padded or not).
+BP4D ships no 68-point landmarks: --landmarks auto uses <src>/aulib_landmarks.csv if there, else dlib."""
 
 
 def parse_au_header(name: str) -> int | None:
@@ -94,6 +97,10 @@ def read_occurrence_csv(path: Path, aus: tuple[int, ...], issues: Issues) -> lis
         if ok:
             seen.add(frame)
             out.append((frame, labels, line))
+    if out and all(v == UNKNOWN for _, labels, _ in out for v in labels.values()):
+        issues.bad(path, f"every AU label in this file is unknown ({UNKNOWN}): it carries no labels (wrong file, "
+                   "or AU columns filled with 9)")
+        return []
     return out
 
 

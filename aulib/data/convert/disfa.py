@@ -34,6 +34,9 @@ NAME = "disfa"
 DISFA_AUS: tuple[int, ...] = (1, 2, 4, 6, 9, 12, 25, 26)
 DISFA_ALL_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
 THRESHOLD = 2
+EXPECTS = """<src>/ActionUnit_Labels/SN001/SN001_au1.txt ... (one 'frame,intensity' line per frame, frames from
+1, intensity 0-5); the left-camera videos <src>/**/LeftVideoSN001_comp.avi; optional landmarks
+<src>/Landmark_Points/SN001/tmp_frame_lm/SN001_0000_lm.mat (key 'pts', 66 points; 0000 = frame - 1)."""
 
 
 def read_intensity_file(path: Path, issues: Issues) -> dict[int, tuple[int, int]]:

@@ -13,6 +13,11 @@ Mapping of canonical names onto each layout (what the round trip preserves):
   60 and 64 come back estimated.
 * AffectNet, EmotioNet: stills; subject ``s``'s frames become ``s/<k>.jpg`` (AffectNet folders) or
   ``s__<k>.jpg`` (EmotioNet names).
+
+``variant=`` writes the other layouts a release comes in (what notebook 06 and the tests feed the command
+line): ``"abaw6"`` (AffWild2: ``6th ABAW Annotations/AU_Detection_Challenge/Train_Set``), ``"npy"``
+(AffectNet: ``train_set/images`` + ``train_set/annotations/<id>_exp.npy, <id>_lnd.npy``), ``"lists"``
+(EmotioNet: the challenge's headerless tab-separated ``dataFile_1001.txt``, url, orig url, AU1..AU60).
 """
 
 from __future__ import annotations
@@ -43,15 +48,62 @@ def _ordered(ds: CanonicalDataset) -> pd.DataFrame:
     return f.sort_values(["subject", "sequence", "frame"], kind="stable")
 
 
+VARIANTS = {"affwild2": ("abaw6",), "affectnet": ("npy",), "emotionet": ("lists",)}
+# The variant that looks most like what a user downloads today, per layout (None: the layout has one).
+REAL_VARIANT = {"bp4d": None, "disfa": None, "gft": None, "affwild2": "abaw6", "affectnet": "npy",
+                "emotionet": "lists"}
+
+
 def export(ds: CanonicalDataset, out: str | os.PathLike, layout: str, quality: int = 95,
-           zero_pad: int = 4) -> Path:
-    """Write ``ds`` under folder ``out`` in ``layout`` (one of :data:`LAYOUTS`); returns ``out``."""
+           zero_pad: int = 4, variant: str | None = None) -> Path:
+    """Write ``ds`` under folder ``out`` in ``layout`` (one of :data:`LAYOUTS`, ``variant`` one of
+    :data:`VARIANTS`); returns ``out``. ``out`` must be new or empty (nothing is overwritten)."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; layouts: {', '.join(LAYOUTS)}")
+    if variant is not None and variant not in VARIANTS.get(layout, ()):
+        raise ValueError(f"unknown variant {variant!r} of {layout}; variants: {VARIANTS.get(layout, ())}")
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()):
+        raise DatasetError(out, "exists and is not empty; export writes into a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     globals()[f"_export_{layout}"](ds, out, quality=quality, zero_pad=zero_pad)
+    if variant is not None:
+        globals()[f"_variant_{variant}"](ds, out, quality=quality)
     return out
+
+
+def _variant_abaw6(ds, out, quality):
+    dest = out / "6th ABAW Annotations" / "AU_Detection_Challenge"
+    dest.mkdir(parents=True)
+    os.replace(out / "AU_Set" / "Train_Set", dest / "Train_Set")
+    (out / "AU_Set").rmdir()
+
+
+def _variant_npy(ds, out, quality):
+    import shutil
+
+    shutil.rmtree(out / "Manually_Annotated_Images")
+    shutil.rmtree(out / "Manually_Annotated_file_lists")
+    images, ann = out / "train_set" / "images", out / "train_set" / "annotations"
+    ann.mkdir(parents=True)
+    emo = ds.emotions() if ds.has("emotion") else np.full(len(ds), -1)
+    order = [int(r) for _, rs in _per_subject_runs(ds) for r in rs]
+    for i, r in enumerate(order):
+        _save_jpg(ds.image(r), images / f"{i}.jpg", quality)
+        np.save(ann / f"{i}_exp.npy", np.array(str(int(emo[r]) if emo[r] >= 0 else 8)))
+        np.save(ann / f"{i}_lnd.npy", np.asarray(ds.landmarks[r], np.float64).ravel())
+
+
+def _variant_lists(ds, out, quality):
+    table = pd.read_csv(out / "EmotioNet_AU_annotations.csv")
+    (out / "EmotioNet_AU_annotations.csv").unlink()
+    lines = []
+    for r in table.to_dict("records"):
+        name = r["URL"].rsplit("/", 1)[1]
+        vals = [r.get(f"AU {k}", 999) for k in range(1, 61)]
+        lines.append("\t".join([f"http://example.invalid/emotionet/{name}", f"http://example.invalid/orig/{name}",
+                                *(str(int(v)) for v in vals)]))
+    (out / "dataFile_1001.txt").write_text("\n".join(lines) + "\n")
 
 
 def _occ_csv(path: Path, frames: np.ndarray, labels: pd.DataFrame, aus) -> None:

@@ -26,6 +26,9 @@ from .bp4d import image_index, read_occurrence_csv
 
 NAME = "gft"
 GFT_AUS: tuple[int, ...] = (1, 2, 4, 6, 10, 12, 14, 15, 23, 24)
+EXPECTS = """<src>/AU_OCC/<video>.csv ('0' = frame, AU columns, 0 / 1, 9 = unknown), <src>/images/<video>/<frame>.jpg,
+optional <src>/split.csv (video,split). A guessed layout (the release's columns could not be checked): the
+converter says so when it runs. No landmarks ship: --landmarks auto uses aulib_landmarks.csv, else dlib."""
 
 
 def scan(src: Path, issues: Issues, aus: tuple[int, ...] = GFT_AUS, labels_dir: str = "AU_OCC",
@@ -51,7 +54,9 @@ def scan(src: Path, issues: Issues, aus: tuple[int, ...] = GFT_AUS, labels_dir: 
                 continue
             recs.append(FrameRec(frame, labels, f"{f.name}:{line}", image=str(img)))
         units.append(Unit(video, "GFT", recs))
-    prov = {"source_layout": "GFT AU_OCC/<video>.csv + images/<video>/"}
+    prov = {"source_layout": "GFT AU_OCC/<video>.csv + images/<video>/",
+            "guessed": ["GFT's file layout could not be checked against the release (OSF wiki only); this reader "
+                        "assumes the Pitt occurrence CSV layout BP4D uses (see aulib/data/convert/gft.py)"]}
     if (src / "split.csv").is_file():
         prov["split"] = pd.read_csv(src / "split.csv", dtype=str).set_index("video")["split"].to_dict()
     return Scan(NAME, list(aus), ["occurrence"], units, prov)

@@ -28,6 +28,14 @@ JAA-Net::
     *_land.txt: one line per image, 49 points "x1 y1 x2 y2 ..." 1-based (JAA-Net subtracts 1 on reading);
     the 49 are the iBUG 68 without the jaw and the inner mouth corners (see .landmarks)
 
+Frame keys. A list line names an image; aulib names a frame (subject, sequence, frame). BP4D lines
+``F001/T1/2440.jpg`` map to (F001, T1, 2440). ME-GraphAU's DISFA lines ``SN001/0.png`` are the 0-based video
+frame of the left camera: they map to (SN001, LeftVideo, 1), aulib's DISFA frame numbers being the label files'
+1-based ones (:func:`list_key` / :func:`parse_key`, both ways; ``frame_offset=`` and ``sequence=`` override).
+Label files are optional when reading (:func:`read_lists` then returns paths only, and :func:`import_lists`
+takes the labels from an already converted dataset, ``labels_from=``); landmarks are optional too (lists
+without ``*_land.txt`` point at aligned crops, so the template's mean shape stands in unless ``landmarks=``).
+
 Unknown labels (aulib's 9) are written as 9, as BP4D codes them; both repositories' loaders treat a label > 1
 as "ignore" only if told to, so check before training with unknowns.
 """
@@ -62,8 +70,36 @@ def fold_mapping() -> pd.DataFrame:
                           "aunet_subset": p} for p in (1, 2, 3)])
 
 
+DISFA_SEQUENCE = "LeftVideo"  # what aulib's DISFA converter names the (left-camera) sequence
+
+
 def image_path(subject: str, sequence: str, frame: int) -> str:
     return f"{subject}/{sequence}/{int(frame)}.jpg"
+
+
+def list_key(subject: str, sequence: str, frame: int, prefix: str = "BP4D") -> str:
+    """The list line of an aulib frame: ``SN001/0.png`` (0-based) for DISFA's left video, else
+    ``<subject>/<sequence>/<frame>.jpg``."""
+    if prefix.upper() == "DISFA" and sequence == DISFA_SEQUENCE:
+        return f"{subject}/{int(frame) - 1}.png"
+    return image_path(subject, sequence, frame)
+
+
+def parse_key(path: str, prefix: str = "BP4D", frame_offset: int | None = None,
+              sequence: str | None = None) -> tuple[str, str, int] | None:
+    """(subject, sequence, frame) of a list line, the inverse of :func:`list_key`; None if it has no frame
+    number. Two-part lines (``SN001/0.png``) are 0-based frames of one video per subject: for DISFA they get
+    aulib's sequence ``LeftVideo`` and frame + 1 (``frame_offset`` / ``sequence`` override both)."""
+    parts = path.replace("\\", "/").strip("/").split("/")
+    m = re.search(r"(\d+)$", Path(parts[-1]).stem)
+    if m is None or len(parts) < 2:
+        return None
+    n = int(m.group(1))
+    if len(parts) == 2:
+        disfa = prefix.upper() == "DISFA"
+        off = frame_offset if frame_offset is not None else (1 if disfa else 0)
+        return parts[0], sequence if sequence is not None else (DISFA_SEQUENCE if disfa else ""), n + off
+    return parts[-3], sequence if sequence is not None else parts[-2], n + (frame_offset or 0)
 
 
 def weights(labels: np.ndarray) -> np.ndarray:
@@ -88,13 +124,13 @@ def _write(path: Path, lines: list[str]) -> None:
 def export_lists(ds: CanonicalDataset, out: str | os.PathLike, prefix: str = "BP4D",
                  style: str = "megraphau") -> Path:
     """Write ``ds``'s 3 folds as ``style`` list files under ``out`` (images are not copied; paths are
-    ``<subject>/<sequence>/<frame>.jpg``)."""
+    :func:`list_key`: ``<subject>/<sequence>/<frame>.jpg``, DISFA's left video ``SN001/0.png``)."""
     if style not in STYLES:
         raise ValueError(f"unknown list style {style!r}; styles: {', '.join(STYLES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     f = ds.frames
-    paths = np.array([image_path(s, q, fr) for s, q, fr in zip(f.subject, f.sequence, f.frame)])
+    paths = np.array([list_key(s, q, fr, prefix) for s, q, fr in zip(f.subject, f.sequence, f.frame)])
     labels = f[ds.au_columns].to_numpy(np.int64)
     lab_lines = np.array([" ".join(str(v) for v in row) for row in labels])
     parts = _parts(ds)
@@ -153,17 +189,18 @@ def _read_matrix(path: Path, n: int, width: int | None, issues: Issues, what: st
 
 
 def read_lists(list_dir: str | os.PathLike, prefix: str = "BP4D", style: str = "megraphau",
-               aus: tuple[int, ...] | None = None, lenient: bool = False) -> pd.DataFrame:
-    """The test lists of the three parts as one table: path, part, subject, sequence, frame, AU<k> and, for
-    JAA-Net, ``landmarks`` (68, 2) 0-based."""
+               aus: tuple[int, ...] | None = None, lenient: bool = False, frame_offset: int | None = None,
+               sequence: str | None = None) -> pd.DataFrame:
+    """The test lists of the three parts as one table: path, part, subject, sequence, frame (aulib's keys,
+    :func:`parse_key`), AU<k> when the label files are there, and, for JAA-Net with its ``*_land.txt``,
+    ``landmarks`` (68, 2) 0-based. ``attrs["has_labels"]`` says whether labels were read."""
     if style not in STYLES:
         raise ValueError(f"unknown list style {style!r}; styles: {', '.join(STYLES)}")
     d = Path(list_dir)
     aus = tuple(aus or DEFAULT_AUS.get(prefix.upper(), ()))
-    if not aus:
-        raise ValueError(f"pass aus= for list prefix {prefix!r} (known: {', '.join(DEFAULT_AUS)})")
     issues = Issues(lenient)
     frames = []
+    has_labels = True
     for p in (1, 2, 3):
         if style == "megraphau":
             k = megraphau_fold(p)
@@ -172,64 +209,103 @@ def read_lists(list_dir: str | os.PathLike, prefix: str = "BP4D", style: str = "
             pf, lf, mf = (d / f"{prefix}_part{p}_path.txt", d / f"{prefix}_part{p}_AUoccur.txt",
                           d / f"{prefix}_part{p}_land.txt")
         paths = _read_lines(pf)
-        labels = _read_matrix(lf, len(paths), len(aus), issues, "label")
+        labels = None
+        if lf.is_file():
+            if not aus:
+                raise DatasetError(lf, f"pass aus= for list prefix {prefix!r} (known: {', '.join(DEFAULT_AUS)})")
+            labels = _read_matrix(lf, len(paths), len(aus), issues, "label")
+        has_labels = has_labels and labels is not None
         lms = _read_matrix(mf, len(paths), 98, issues, "landmark") if mf is not None and mf.is_file() else None
         for i, path in enumerate(paths):
-            if labels[i] is None or (lms is not None and lms[i] is None):
+            if (labels is not None and labels[i] is None) or (lms is not None and lms[i] is None):
                 continue
-            bad = [int(v) for v in labels[i] if v not in (0, 1, UNKNOWN)]
-            if bad:
-                issues.bad(lf, f"label {bad[0]} is not 0, 1 or {UNKNOWN}", i + 1)
+            if labels is not None:
+                bad = [int(v) for v in labels[i] if v not in (0, 1, UNKNOWN)]
+                if bad:
+                    issues.bad(lf, f"label {bad[0]} is not 0, 1 or {UNKNOWN}", i + 1)
+                    continue
+            key = parse_key(path, prefix, frame_offset, sequence)
+            if key is None:
+                issues.bad(pf, f"cannot read subject / frame from path {path!r} (expected <subject>/<seq>/<frame>.jpg "
+                           "or <subject>/<frame>.png)", i + 1)
                 continue
-            parts = path.replace("\\", "/").split("/")
-            m = re.search(r"(\d+)$", Path(parts[-1]).stem)
-            if m is None or len(parts) < 2:
-                issues.bad(pf, f"cannot read subject / frame from path {path!r} (expected <subject>/<seq>/<frame>.jpg)",
-                           i + 1)
-                continue
-            row = {"path": path, "part": p, "subject": parts[-3] if len(parts) >= 3 else parts[-2],
-                   "sequence": parts[-2] if len(parts) >= 3 else "", "frame": int(m.group(1)),
+            row = {"path": path, "part": p, "subject": key[0], "sequence": key[1], "frame": key[2],
                    "source": f"{pf.name}:{i + 1}"}
-            row.update({au_column(a): int(v) for a, v in zip(aus, labels[i])})
+            if labels is not None:
+                row.update({au_column(a): int(v) for a, v in zip(aus, labels[i])})
             if lms is not None:
                 row["landmarks"] = from_49(lms[i].reshape(49, 2) - 1)
             frames.append(row)
     df = pd.DataFrame(frames)
+    if not has_labels:
+        df = df[[c for c in df.columns if not c.startswith("AU")]]
     df.attrs["skipped"] = issues.frame()
     df.attrs["aus"] = list(aus)
+    df.attrs["has_labels"] = has_labels
     return df
 
 
 def import_lists(list_dir: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike,
                  prefix: str = "BP4D", style: str = "megraphau", aus: tuple[int, ...] | None = None,
                  lenient: bool = False, workers: int = 1, align: str | None = None, image_size: int | None = None,
-                 channels: int | None = None, landmarks: str | None = None, progress: bool = True) -> CanonicalDataset:
-    """Build a canonical dataset from list files plus the image folder they point into (``images``)."""
-    table = read_lists(list_dir, prefix, style, aus, lenient)
+                 channels: int | None = None, landmarks: str | None = None, progress: bool = True,
+                 labels_from: CanonicalDataset | str | os.PathLike | None = None, frame_offset: int | None = None,
+                 sequence: str | None = None, overwrite: bool = False) -> CanonicalDataset:
+    """Build a canonical dataset from list files plus the image folder they point into (``images``).
+
+    Path-only lists (no label files) take their labels from ``labels_from``, a converted dataset of the same
+    release (matched by frame key). Lists without landmark files need none: the mean shape of the template
+    stands in (their images are aligned crops) unless ``landmarks=`` says otherwise."""
+    from ..schema import open_dataset
+
+    table = read_lists(list_dir, prefix, style, aus, lenient, frame_offset, sequence)
     images = Path(images)
     issues = Issues(lenient)
     issues.rows.extend(table.attrs["skipped"].to_dict("records"))
     aus = table.attrs["aus"]
+    lookup = None
+    if not table.attrs["has_labels"]:
+        if labels_from is None:
+            raise DatasetError(Path(list_dir), "the lists have no label files; pass labels_from= a converted dataset "
+                               "of the same release (its labels are matched by frame key)")
+        ref = labels_from if isinstance(labels_from, CanonicalDataset) else open_dataset(labels_from)
+        aus = list(ref.aus)
+        f = ref.frames
+        lookup = dict(zip(zip(f.subject, f.sequence, f.frame.astype(int)), f[ref.au_columns].to_numpy(np.int64)))
+    if "landmarks" not in table.columns and landmarks is None:
+        landmarks = "template"
     units: dict[tuple[str, str], Unit] = {}
     for r in table.to_dict("records"):
         img = images / r["path"]
         if not img.is_file():
             issues.bad(img, f"image listed in {r['source']} does not exist")
             continue
+        if lookup is not None:
+            lab = lookup.get((r["subject"], r["sequence"], int(r["frame"])))
+            if lab is None:
+                issues.bad(r["source"].rsplit(":", 1)[0], f"frame {r['path']} (key {r['subject']}, {r['sequence']}, "
+                           f"{r['frame']}) is not in labels_from", int(r["source"].rsplit(":", 1)[1]))
+                continue
+            labels = {au_column(a): int(v) for a, v in zip(aus, lab)}
+        else:
+            labels = {au_column(a): r[au_column(a)] for a in aus}
         u = units.setdefault((r["subject"], r["sequence"]), Unit(r["subject"], r["sequence"], []))
-        u.frames.append(FrameRec(r["frame"], {au_column(a): r[au_column(a)] for a in aus}, r["source"],
-                                 image=str(img), landmarks=r.get("landmarks")))
+        lm = r.get("landmarks")
+        u.frames.append(FrameRec(r["frame"], labels, r["source"], image=str(img),
+                                 landmarks=lm if isinstance(lm, np.ndarray) else None))
     scan = Scan(prefix.lower(), list(aus), ["occurrence"], list(units.values()),
                 {"source_layout": f"{style} lists", "list_dir": str(list_dir)})
     opts = Options(align=align, image_size=image_size, channels=channels, landmarks=landmarks, lenient=lenient,
                    workers=workers, progress=progress)
-    return run(scan, images, Path(out), opts, issues)
+    return run(scan, images, Path(out), opts, issues, overwrite=overwrite)
 
 
 def compare_folds(ds: CanonicalDataset, list_dir: str | os.PathLike, prefix: str = "BP4D",
-                  style: str = "megraphau") -> pd.DataFrame:
-    """aulib's folds beside the lists', fold by fold: the subjects each tests and the frames in common."""
-    table = read_lists(list_dir, prefix, style, lenient=True)
+                  style: str = "megraphau", frame_offset: int | None = None,
+                  sequence: str | None = None) -> pd.DataFrame:
+    """aulib's folds beside the lists', fold by fold: the subjects each tests and the frames in common (keys
+    mapped by :func:`parse_key`, so ME-GraphAU's 0-based ``SN001/0.png`` meets aulib's DISFA frame 1)."""
+    table = read_lists(list_dir, prefix, style, lenient=True, frame_offset=frame_offset, sequence=sequence)
     parts = _parts(ds)
     rows = []
     f = ds.frames

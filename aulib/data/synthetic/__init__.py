@@ -130,7 +130,7 @@ def _render_all(fp: dict, renderer: Renderer, chunk_seeds: list, workers: int, p
         ex = ThreadPoolExecutor(workers)
         it = ex.map(job, range(len(starts)))
     if progress:
-        from tqdm.auto import tqdm
+        from aulib.progress import tqdm
 
         it = tqdm(it, total=len(starts), desc="rendering faces", unit="chunk")
     for _ in it:
