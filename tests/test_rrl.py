@@ -1,5 +1,6 @@
 """RRL method: EMA (Eq.1) by hand, the m / lr / wd schedules, ablation switches, a falling loss on a fixed
-batch, two-view augmentation keeping landmarks consistent, and the linear protocol on a tiny synthetic set."""
+batch, two-view augmentation keeping landmarks consistent; the experiment driver (aulib.experiments.rrl) on a
+tiny synthetic set: results in the schema with the baselines and the supervised reference, judged claims."""
 
 import math
 
@@ -8,17 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from aulib.methods.rrl import (
-    ABLATIONS,
-    RRL,
-    RRLConfig,
-    TwoViewAugment,
-    cosine_schedule,
-    ema_update,
-    scaled_lr,
-    transport_plans_of,
-    variant_config,
-)
+from aulib.experiments.rrl import ABLATIONS, variant_config
+from aulib.methods.rrl import RRL, RRLConfig, TwoViewAugment, scaled_lr, transport_plans_of
+from aulib.models.ema import cosine_ramp, ema_update
 
 AUS = (1, 2, 4, 12)
 
@@ -72,9 +65,9 @@ def test_method_ema_uses_the_scheduled_momentum():
 
 
 def test_schedules_start_middle_end():
-    assert cosine_schedule(0.98, 1.0, 0, 100) == pytest.approx(0.98)
-    assert cosine_schedule(0.98, 1.0, 50, 100) == pytest.approx(0.99)
-    assert cosine_schedule(0.98, 1.0, 100, 100) == pytest.approx(1.0)
+    assert cosine_ramp(0, 100, 0.98, 1.0) == pytest.approx(0.98)
+    assert cosine_ramp(50, 100, 0.98, 1.0) == pytest.approx(0.99)
+    assert cosine_ramp(100, 100, 0.98, 1.0) == pytest.approx(1.0)
     m = RRL(_tiny(use_local=False, use_corr=False, batch_size=512))
     assert scaled_lr(0.05, 512) == pytest.approx(0.1)
     assert [m.current_lr(s, 10) for s in (0, 5, 10)] == pytest.approx([0.1, 0.05, 0.0])
@@ -113,7 +106,7 @@ def test_corr_needs_the_relation_matrix_and_unknown_names_list_the_valid_ones():
         RRL(_tiny(), _relation(5))
     with pytest.raises(KeyError, match="valid"):
         variant_config(_tiny(), "local only")
-    with pytest.raises(TypeError, match="valid fields"):
+    with pytest.raises(TypeError, match="valid fields"):  # aulib.config.from_dict's ConfigError
         RRLConfig.from_dict({"lr_base": 1.0})
 
 
@@ -175,3 +168,44 @@ def test_relation_term_works_in_the_projection_space_and_plans_leave_the_model_u
     torch.testing.assert_close(a.sum(1), torch.ones(16))
     torch.testing.assert_close(plan.sum(2), a, atol=2e-3, rtol=0)  # rows ship a (Eq.5)
     torch.testing.assert_close(plan.sum(1), b, atol=2e-3, rtol=0)  # columns receive b
+
+
+def test_experiment_driver_returns_results_with_baselines_and_reference_and_judges_claims():
+    from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+    from aulib.experiments import rrl as X
+    from aulib.experiments.report import check_results
+
+    P = X.settings("smoke")
+    P["variants"] = ["global", "global+local+corr"]  # seconds: two rows are enough for the wiring
+    P["folds"], P["seeds"], P["disfa_seeds"] = [1, 2], [0], [0]
+    data = X.make_data(P)
+    run = X.run_linear_protocol(P, data, X.relation_matrices(data), device="cpu", progress=False)
+    r = run.results
+    check_results(r)  # the schema write_tables enforces
+    for ds in (X.BP4D, X.DISFA):
+        part = r[r["dataset"] == ds]
+        roles = part.groupby("variant")["role"].first().to_dict()
+        assert roles["always present"] == roles["prior"] == roles["untrained encoder"] == "baseline"
+        assert roles["supervised"] == "reference" and roles["global+local+corr"] == "method"
+        units = part.groupby("variant")[["fold", "seed"]].apply(lambda g: set(map(tuple, g.to_numpy())))
+        assert all(u == units["global+local+corr"] for u in units)  # every row on the same units
+    assert r.loc[r["variant"] == "global", "role"].eq("ablation").all()
+    assert set(run.history["variant"]) == {"global", "global+local+corr"}
+    assert len(run.supervised_history) and "loss" in run.supervised_history
+    assert "global+local+corr" in run.models
+    claims = X.judge_claims(r, [c for c in X.CLAIMS if {c.a, c.b} <= set(r["variant"])])
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS and len(claims) == 2
+    assert set(claims["verdict"]) <= set(VERDICTS) and (claims["n_units"] == 2).all()
+    assert "RRL F1" in X.summary_markdown(r, claims)
+
+
+def test_claims_name_the_papers_rows_and_directions():
+    from aulib.experiments import rrl as X
+
+    by = {c.claim: c for c in X.CLAIMS}
+    assert len(X.CLAIMS) == 6 and all(c.dataset == X.BP4D for c in X.CLAIMS)
+    assert by["Table 3: local learning adds to global only"].paper_diff == pytest.approx(0.009)
+    assert by["Table 4: augmentation helps Swin-T"].paper_diff == pytest.approx(0.011)
+    assert by["pretrained RRL beats the untrained encoder"].direction == 1
+    names = set(X.ABLATIONS) | {"untrained encoder"}
+    assert all({c.a, c.b} <= names for c in X.CLAIMS)

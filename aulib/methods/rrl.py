@@ -28,7 +28,6 @@ each step).
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -37,12 +36,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from aulib.config import from_dict
 from aulib.data.au_maps import au_attention_maps, resize_maps
 from aulib.losses.byol import byol_loss
 from aulib.losses.local_byol import local_byol_loss
-from aulib.losses.ot_relation import ot_relation_loss, relation_cost
+from aulib.losses.ot_relation import ot_marginals, ot_relation_loss, relation_cost, transport_plans
 from aulib.methods.base import Method
 from aulib.models import create_backbone
+from aulib.models.ema import cosine_ramp, ema_update
+from aulib.models.heads import mlp
 
 BP4D_AUS = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 DISFA_AUS = (1, 2, 4, 6, 9, 12, 25, 26)
@@ -51,24 +53,9 @@ DISFA_AUS = (1, 2, 4, 6, 9, 12, 25, 26)
 # --------------------------------------------------------------------------------------------- schedules
 
 
-def cosine_schedule(start: float, end: float, step: int, total: int) -> float:
-    """Value at ``step`` of ``total`` on a half cosine from ``start`` (step 0) to ``end`` (step total)."""
-    t = min(max(step / max(total, 1), 0.0), 1.0)
-    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
 def scaled_lr(base_lr: float, batch_size: int) -> float:
     """RRL's linear scaling rule: lr = base * BS / 256 (base 0.05 in the paper)."""
     return base_lr * batch_size / 256
-
-
-@torch.no_grad()
-def ema_update(target: nn.Module, online: nn.Module, m: float) -> None:
-    """Eq.1: xi <- m * xi + (1 - m) * theta for every parameter; buffers (BN statistics) are copied."""
-    for pt, po in zip(target.parameters(), online.parameters()):
-        pt.mul_(m).add_(po.detach(), alpha=1.0 - m)  # Eq.1
-    for bt, bo in zip(target.buffers(), online.buffers()):
-        bt.copy_(bo)
 
 
 # --------------------------------------------------------------------------------------------- config
@@ -103,13 +90,8 @@ class RRLConfig:
     map_size: int = 14
 
     @classmethod
-    def from_dict(cls, d: dict, strict: bool = True) -> RRLConfig:
-        names = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - names)
-        if unknown and strict:
-            raise TypeError(f"unknown RRLConfig field(s) {unknown}; valid fields: {', '.join(sorted(names))}")
-        d = {k: (tuple(v) if k in ("aus", "alphas") else v) for k, v in d.items() if k in names}
-        return cls(**d)
+    def from_dict(cls, d: dict, strict: bool = True, **overrides: Any) -> RRLConfig:
+        return from_dict(cls, d, strict, **overrides)
 
     @property
     def lr(self) -> float:
@@ -155,10 +137,28 @@ class Encoder(nn.Module):
         return final.mean((2, 3)), inter[0]  # (B, D), (B, C', h, w)
 
 
-def mlp(in_dim: int, hidden: int, out: int) -> nn.Sequential:
-    """BYOL's projector / predictor: Linear-BN-ReLU-Linear."""
-    return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, out))
+class GlobalVector(nn.Module):
+    """f's global vector alone: image (B, C, H, W) -> (B, D). What the linear protocol reads, and the body of
+    the ``supervised`` reference (the same f trained on the labels)."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.num_features = encoder.dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)[0]  # (B, D)
+
+
+def build_encoder(cfg: RRLConfig, seed: int | None = None) -> Encoder:
+    """f of ``cfg`` (random weights; ``seed`` fixes them): what RRL pretrains, and what the ``untrained encoder``
+    baseline probes as it is."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    kw = dict(cfg.backbone_kwargs)
+    if cfg.backbone.startswith("swin") and "img_size" not in kw:
+        kw["img_size"] = cfg.image_size
+    return Encoder(build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw), cfg.local_stride)
 
 
 class LocalHead(nn.Module):
@@ -184,7 +184,7 @@ class Branch(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.local = LocalHead(encoder.local_dim, encoder.dim) if use_local else None
-        self.projector = mlp(encoder.dim, hidden, proj)
+        self.projector = mlp(encoder.dim, hidden, proj)  # BYOL's g: Linear-BN-ReLU-Linear
 
     def forward(self, x: torch.Tensor, maps: torch.Tensor | None) -> dict[str, torch.Tensor]:
         g, fmap = self.encoder(x)  # (B, D), (B, C', h, w)
@@ -208,11 +208,7 @@ class RRL(Method):
         self.cfg = cfg
         # the OT is between AU vectors, so "+corr" without the local loss still builds them (Table 3, col 3)
         self.needs_local = cfg.use_local or cfg.use_corr
-        kw = dict(cfg.backbone_kwargs)
-        if cfg.backbone.startswith("swin") and "img_size" not in kw:
-            kw["img_size"] = cfg.image_size
-        backbone = build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw)
-        self.online = Branch(Encoder(backbone, cfg.local_stride), cfg.hidden_dim, cfg.proj_dim, self.needs_local)
+        self.online = Branch(build_encoder(cfg), cfg.hidden_dim, cfg.proj_dim, self.needs_local)
         self.predictor = mlp(cfg.proj_dim, cfg.hidden_dim, cfg.proj_dim)
         self.target = copy.deepcopy(self.online)
         for p in self.target.parameters():
@@ -319,13 +315,13 @@ class RRL(Method):
         return [{"params": decay, "weight_decay": 0.0}, {"params": no_decay, "weight_decay": 0.0}]
 
     def current_lr(self, step: int, total_steps: int) -> float:
-        return cosine_schedule(self.cfg.lr, 0.0, step, total_steps)
+        return cosine_ramp(step, total_steps, self.cfg.lr, 0.0)
 
     def current_wd(self, step: int, total_steps: int) -> float:
-        return cosine_schedule(self.cfg.wd_start, self.cfg.wd_end, step, total_steps)
+        return cosine_ramp(step, total_steps, self.cfg.wd_start, self.cfg.wd_end)  # DINO's wd schedule
 
     def current_momentum(self, step: int, total_steps: int) -> float:
-        return cosine_schedule(self.cfg.m_start, self.cfg.m_end, step, total_steps)
+        return cosine_ramp(step, total_steps, self.cfg.m_start, self.cfg.m_end)  # BYOL's m: 0.98 -> 1
 
     @torch.no_grad()
     def on_after_optimizer_step(self, step: int, total_steps: int) -> None:
@@ -338,7 +334,7 @@ class RRL(Method):
         for p in params:
             p.mul_(1.0 - lr * wd)
         self.momentum = self.current_momentum(step + 1, total_steps)  # m for the update after this step
-        ema_update(self.target, self.online, self.momentum)  # Eq.1
+        ema_update(self.target, self.online, self.momentum)  # Eq.1: xi <- m xi + (1 - m) theta
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in asdict(self.cfg).items() if k in ("backbone", "use_local", "use_corr"))
@@ -404,165 +400,12 @@ class TwoViewAugment:
         return out
 
 
-# --------------------------------------------------------------------------------------------- experiments
-# Pretraining / linear-protocol drivers used by the notebook and the benchmark. They import the trainer and
-# the evaluation layer lazily (those layers sit above the methods).
-
-#: Table 3 (components) and Table 4 (backbone, augmentation) rows as RRLConfig overrides + augmentation flag
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "global": dict(use_local=False, use_corr=False),
-    "global+local": dict(use_local=True, use_corr=False),
-    "global+corr": dict(use_local=False, use_corr=True),
-    "global+local+corr": dict(use_local=True, use_corr=True),  # RRL; also Table 4 "Swin-T + augment"
-    "swin, no augment": dict(use_local=True, use_corr=True, augment=False),
-    "vgg, no augment": dict(use_local=True, use_corr=True, augment=False, backbone="@vgg"),
-}
-
-
-def variant_config(base: RRLConfig, name: str, vgg_backbone: str = "vgg16",
-                   vgg_kwargs: dict | None = None) -> tuple[RRLConfig, bool]:
-    """(RRLConfig, augment) of ablation ``name`` (see :data:`ABLATIONS`)."""
-    if name not in ABLATIONS:
-        raise KeyError(f"unknown RRL ablation {name!r}; valid: {', '.join(ABLATIONS)}")
-    over = dict(ABLATIONS[name])
-    augment = over.pop("augment", True)
-    if over.get("backbone") == "@vgg":
-        over["backbone"], over["backbone_kwargs"] = vgg_backbone, dict(vgg_kwargs or {})
-    d = asdict(base)
-    d.update(over)
-    return RRLConfig.from_dict(d), augment
-
-
-def relation_matrix(ds, rows: np.ndarray | None = None, aus: Sequence[int] | None = None) -> np.ndarray:
-    """M (K, K) = P(AU_j | AU_i) counted on the labels of ``rows`` (the training subjects), Fig. 2."""
-    from aulib.data.stats import cooccurrence
-
-    labels, valid = ds.au_matrix()
-    if rows is not None:
-        labels, valid = labels[rows], valid[rows]
-    if aus is not None:
-        missing = [a for a in aus if a not in ds.aus]
-        if missing:
-            raise KeyError(f"AU(s) {missing} are not labelled in {ds.meta.name}; its AUs: {ds.aus}")
-        idx = [ds.aus.index(a) for a in aus]
-        labels, valid = labels[:, idx], valid[:, idx]
-    return cooccurrence(labels, valid)
-
-
-def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment: bool = True, seed: int = 0,
-                    num_workers: int = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2):
-    """Shuffled two-view loader over ``ds`` (labels are carried by FrameDataset but never read by RRL)."""
-    from torch.utils.data import DataLoader
-
-    from aulib.data.dataset import FrameDataset
-
-    fd = FrameDataset(ds, rows, transform=TwoViewAugment(view1, view2, augment, cfg.image_size),
-                      size=cfg.image_size, channels=cfg.in_chans)
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(fd, batch_size=min(cfg.batch_size, len(fd)), shuffle=True, drop_last=True, generator=g,
-                      num_workers=num_workers)
-
-
-def pretrain(ds, cfg: RRLConfig, relation: np.ndarray | None, epochs: int, augment: bool = True, seed: int = 0,
-             rows: np.ndarray | None = None, device: str = "auto", out_dir=None, progress: bool = True,
-             num_workers: int = 0) -> tuple[RRL, Any]:
-    """Self-supervised RRL pretraining on the (unlabelled) frames ``rows`` of ``ds``: AdamW,
-    lr = base_lr * BS / 256 with a cosine decay, the weight-decay and momentum schedules of the method.
-    Returns (method, per-epoch history)."""
-    from aulib.train import TrainConfig, fit, seed_everything
-
-    seed_everything(seed)
-    method = RRL(cfg, relation if cfg.use_corr else None)
-    loader = pretrain_loader(ds, cfg, rows, augment, seed, num_workers)
-    tc = TrainConfig(epochs=epochs, optimizer="adamw", lr=cfg.lr, weight_decay=0.0, schedule="cosine", seed=seed,
-                     device=device, progress=progress)
-    history = fit(method, loader, tc, out_dir=out_dir, resume=out_dir is not None)
-    return method.cpu().eval(), history
-
-
-def random_encoder(cfg: RRLConfig, seed: int = 0) -> Encoder:
-    """The encoder f with random weights: the no-pretraining baseline of the linear protocol."""
-    torch.manual_seed(seed)
-    kw = dict(cfg.backbone_kwargs)
-    if cfg.backbone.startswith("swin") and "img_size" not in kw:
-        kw["img_size"] = cfg.image_size
-    return Encoder(build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw), cfg.local_stride).eval()
-
-
-def _global_features(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return encoder(x)[0]
-
-
-def encoder_features(encoder: Encoder, ds, rows: np.ndarray | None = None, image_size: int = 224,
-                     in_chans: int = 3, batch_size: int = 128, device: str = "auto",
-                     progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(global features (N, D), labels (N, K), valid (N, K)) of the frozen encoder over ``rows``."""
-    from torch.utils.data import DataLoader
-
-    from aulib.data.dataset import FrameDataset
-    from aulib.eval import extract_features
-
-    fd = FrameDataset(ds, rows, size=image_size, channels=in_chans)
-    loader = DataLoader(fd, batch_size=batch_size, shuffle=False)
-    return extract_features(encoder, loader, device, feature_fn=_global_features, progress=progress)
-
-
-def linear_protocol(encoder: Encoder, ds, folds: Sequence[int] = (1, 2, 3), image_size: int = 224,
-                    in_chans: int = 3, probe: dict | None = None, device: str = "auto", progress: bool = True,
-                    **columns: Any) -> Any:
-    """RRL's downstream protocol on the subject-exclusive folds of ``ds``: frozen f, BatchNorm1d + Linear
-    without bias, BCE per AU, F1. Features are extracted once; one head per fold. Tidy frame: one row per
-    fold x AU (``f1`` etc.) plus ``columns``."""
-    import pandas as pd
-
-    from aulib.data.folds import fold_split
-    from aulib.eval import ProbeConfig
-    from aulib.eval.metrics import per_au_table
-    from aulib.eval.protocols import predict_head, train_head
-
-    feats, labels, valid = encoder_features(encoder, ds, None, image_size, in_chans, device=device,
-                                            progress=progress)
-    pc = ProbeConfig(**{"head": "bn_linear", "progress": False, "device": device, **(probe or {})})
-    tables = []
-    for fold in folds:
-        tr, te = fold_split(ds, fold, k=3)
-        head = train_head(feats[tr], labels[tr], valid[tr], pc)
-        probs = predict_head(head, feats[te])
-        tables.append(per_au_table(labels[te].numpy(), probs, valid[te].numpy(), aus=ds.aus, fold=fold,
-                                   **columns))
-    return pd.concat(tables, ignore_index=True)
-
-
-@torch.no_grad()
-def embeddings(method: RRL, ds, rows: np.ndarray, batch_size: int = 128) -> dict[str, np.ndarray]:
-    """Online global (N, D) and local (N, K, D) vectors of ``rows`` (maps from the frames' own landmarks)."""
-    from aulib.data.dataset import FrameDataset
-
-    fd = FrameDataset(ds, rows, size=method.cfg.image_size, channels=method.cfg.in_chans)
-    method.eval()
-    glob, loc = [], []
-    for i in range(0, len(fd), batch_size):
-        items = [fd[j] for j in range(i, min(i + batch_size, len(fd)))]
-        x = torch.stack([it["image"] for it in items])
-        lm = torch.stack([it["landmarks"] for it in items])
-        out = method.embed(x, lm)
-        glob.append(out["global"])
-        if "local" in out:
-            loc.append(out["local"])
-    res = {"global": torch.cat(glob).numpy()}
-    if loc:
-        res["local"] = torch.cat(loc).numpy()
-    return res
-
-
 @torch.no_grad()
 def transport_plans_of(method: RRL, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(plan (B, K, K), a (B, K), b (B, K)) the relation loss computes for view 1 online -> view 2 target.
 
     The networks run as in a training step (BatchNorm on the batch's statistics, so pass a whole training
     batch), on a copy so that the model's running statistics are left untouched."""
-    from aulib.losses.ot_relation import ot_marginals, transport_plans
-
     if method.cost is None or method.online.local is None:
         raise ValueError("this RRL variant has no relation term (use_corr=False)")
     twin = copy.deepcopy(method).train()
