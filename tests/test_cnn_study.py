@@ -8,21 +8,24 @@ import torch
 from conftest import make_dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from aulib.data.align import TEMPLATES
+from aulib.data.align import TEMPLATES, align_dataset, resized_template
 from aulib.data.dataset import FrameDataset
 from aulib.data.transforms import IBUG_MIRROR, to_sample
-from aulib.methods.cnn_study import (
+from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
+from aulib.eval.crossval import COLUMNS
+from aulib.experiments import cnn_study as cs
+from aulib.experiments.cnn_study import (
     TABLE_I,
     TABLE_I_EXCEPTIONS,
+    frames_subset,
+    make_train_loader,
+    subjects_subset,
+)
+from aulib.methods.cnn_study import (
     CNNStudy,
     CNNStudyConfig,
     InputNormalisation,
-    align_dataset,
     augmentation,
-    frames_subset,
-    per_au_bce,
-    split_validation,
-    subjects_subset,
 )
 from aulib.models import create_backbone
 
@@ -198,7 +201,7 @@ def test_alignment_puts_the_four_landmarks_on_the_template():
     for i in range(len(ds)):
         ds.landmarks[i] = 20.0
         ds.landmarks[i][[36, 45, 30, 8]] = tpl.points @ rot.T + [8.0, 5.0]
-    out = align_dataset(ds)
+    out = align_dataset(ds, "cnn_study", 96)
     assert out.image(0).shape == (96, 96, 1)
     np.testing.assert_allclose(out.landmarks[0][[36, 45, 30, 8]], tpl.points, atol=1e-3)
 
@@ -206,24 +209,54 @@ def test_alignment_puts_the_four_landmarks_on_the_template():
 # ---------------------------------------------------------------------------------------------- loss, training
 
 
-def test_per_au_bce_averages_each_aus_own_images():
+def _bce(z, y):
+    p = 1 / (1 + math.exp(-z))
+    return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def _study_loss(logits, labels, valid, group=None, weight=None):
+    """The CNNStudy training step's loss on these logits (its model replaced by the identity)."""
+    method = CNNStudy(CNNStudyConfig(image_size=32), num_aus=logits.shape[1])
+    method.normalise = torch.nn.Identity()
+    method.model = torch.nn.Identity()
+    batch = {"image": logits, "labels": labels, "valid": valid}
+    if group is not None:
+        batch["au_group"] = group
+    if weight is not None:
+        batch["weight"] = weight
+    return method.training_step(batch, 0)["loss"].item()
+
+
+def test_study_loss_averages_each_aus_own_images():
+    """Sec. II-C: BCE averaged over each AU's images, then over the AUs (hand-worked)."""
     logits = torch.tensor([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.5], [0.1, 0.2]])
     labels = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     valid = torch.ones(4, 2, dtype=torch.bool)
     group = torch.tensor([0, 0, 1, 1])  # rows 0-1 drawn for AU0, rows 2-3 for AU1
-
-    def bce(z, y):
-        p = 1 / (1 + math.exp(-z))
-        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
-
-    au0 = (bce(0.5, 1) + bce(2.0, 0)) / 2
-    au1 = (bce(1.5, 1) + bce(0.2, 0)) / 2
-    assert per_au_bce(logits, labels, valid, group).item() == pytest.approx((au0 + au1) / 2, rel=1e-6)
-    # without groups every valid label counts; an unknown label is ignored
+    au0 = (_bce(0.5, 1) + _bce(2.0, 0)) / 2
+    au1 = (_bce(1.5, 1) + _bce(0.2, 0)) / 2
+    assert _study_loss(logits, labels, valid, group) == pytest.approx((au0 + au1) / 2, rel=1e-6)
+    # without groups (random batches) every valid label counts; an unknown label is ignored
     valid[3, 1] = False
-    au1_all = (bce(-1.0, 0) + bce(0.3, 1) + bce(1.5, 1)) / 3
-    au0_all = (bce(0.5, 1) + bce(2.0, 0) + bce(-0.7, 1) + bce(0.1, 0)) / 4
-    assert per_au_bce(logits, labels, valid).item() == pytest.approx((au0_all + au1_all) / 2, rel=1e-6)
+    au1_all = (_bce(-1.0, 0) + _bce(0.3, 1) + _bce(1.5, 1)) / 3
+    au0_all = (_bce(0.5, 1) + _bce(2.0, 0) + _bce(-0.7, 1) + _bce(0.1, 0)) / 4
+    assert _study_loss(logits, labels, valid) == pytest.approx((au0_all + au1_all) / 2, rel=1e-6)
+    # group -1 counts for every AU; cost weights scale each term
+    assert _study_loss(logits, labels, valid, torch.full((4,), -1)) == pytest.approx((au0_all + au1_all) / 2,
+                                                                                      rel=1e-6)
+    w = torch.ones(4, 2)
+    w[0, 0] = 3.0
+    au0_w = (3 * _bce(0.5, 1) + _bce(2.0, 0) + _bce(-0.7, 1) + _bce(0.1, 0)) / 4
+    assert _study_loss(logits, labels, valid, weight=w) == pytest.approx((au0_w + au1_all) / 2, rel=1e-6)
+
+
+def test_cost_batches_carry_the_shared_cost_weights():
+    from aulib.losses.masked_bce import cost_weights
+
+    ds = make_dataset(n_subjects=3, frames=6, aus=(1, 2), size=16)
+    cfg = CNNStudyConfig(image_size=16, balancing="cost", batch_size=6, steps_per_epoch=1)
+    batch = next(iter(make_train_loader(ds, np.arange(len(ds)), cfg)))
+    torch.testing.assert_close(batch["weight"], cost_weights(batch["labels"], batch["valid"]))
 
 
 def test_one_training_step_lowers_the_loss():
@@ -271,26 +304,101 @@ def test_subjects_subset_fixes_the_frame_budget():
         subjects_subset(ds, rows, 0.1, frame_budget=0.2)
 
 
-def test_validation_split_is_subject_exclusive():
-    ds = make_dataset(n_subjects=10, seqs=1, frames=4)
-    rows = np.arange(len(ds))
-    tr, va = split_validation(ds, rows, 0.2, seed=3)
-    subj = ds.frames.subject.to_numpy()
-    assert len(set(subj[va])) == 2 and not set(subj[tr]) & set(subj[va])
-    assert len(tr) + len(va) == len(rows)
-    tr0, va0 = split_validation(ds, rows, 0.0)
-    assert len(va0) == 0 and len(tr0) == len(rows)
+def test_study_template_is_the_shared_resized_template():
+    tpl = resized_template("cnn_study", 32)
+    assert tpl.size == 32 and tpl.channels == 1
+    ds = make_dataset(n_subjects=1, seqs=1, frames=2, size=64)
+    assert align_dataset(ds, "cnn_study", 32).image(0).shape == (32, 32, 1)
 
 
 def test_bad_inputs_say_what_is_wrong():
-    from aulib.methods.cnn_study import make_train_loader
+    from aulib.config import ConfigError
     from aulib.models import UnknownBackboneError
 
     with pytest.raises(UnknownBackboneError, match="lightcnn9"):
         CNNStudy(CNNStudyConfig(backbone="lightcnn-7"))
     with pytest.raises(ValueError, match="oversampling"):
         CNNStudyConfig(balancing="smote")
+    with pytest.raises(ConfigError, match="normalisation"):
+        CNNStudyConfig.from_dict({"normalization": "raw"})
     ds = make_dataset(n_subjects=2, frames=3, aus=(1, 2))
     ds.frames["AU2"] = 0  # AU2 never active in the training rows
     with pytest.raises(ValueError, match="AU2 has no positive"):
         make_train_loader(ds, np.arange(len(ds)), CNNStudyConfig(image_size=16, balancing="oversampling"))
+
+
+# ---------------------------------------------------------------------------------------------- the experiments
+
+
+def test_method_module_holds_only_the_algorithm():
+    import aulib.methods.cnn_study as m
+
+    for name in ("run_variant", "make_train_loader", "align_dataset", "split_validation", "per_au_bce",
+                 "claims_table", "TABLE_I", "CLAIMS"):
+        assert not hasattr(m, name), name
+
+
+def test_paper_numbers_are_data_with_their_table():
+    p = cs.paper_numbers()
+    assert set(p["table"]) == {"Table I", "Table II"}
+    row = p[(p.experiment == "table2_augmentation") & (p.variant == "group D")]
+    assert row["accuracy"].item() == 77.6
+    c = {c.claim: c for c in cs.CLAIMS}
+    assert c["augmentation helps (D vs A)"].paper_diff == pytest.approx(0.038)
+    assert c["LightCNN-9 beats the baseline CNN (Table I)"].paper_diff == pytest.approx(0.028)
+
+
+@pytest.fixture(scope="module")
+def smoke_results():
+    from aulib import profiles
+
+    P = profiles.get("smoke", "cnn_study")
+    _, ds = cs.make_data(P, seed=0)
+    study = cs.Study(ds, P, progress=False)
+    for part in ("normalisation", "augmentation", "balancing"):
+        study.run_table2(part)
+    study.run_fig2()
+    study.run_table1()
+    return study
+
+
+def test_driver_returns_the_schema_with_baselines(smoke_results):
+    from aulib.experiments.report import check_results
+
+    study = smoke_results
+    r = study.results()
+    assert list(r.columns[: len(COLUMNS)]) == COLUMNS and cs.METRIC in r.columns
+    check_results(r)
+    exps = {"table1", "table2_normalisation", "table2_augmentation", "table2_balancing", "fig2_frames",
+            "fig2_subjects"}
+    assert set(r.experiment) == exps
+    for e in exps:  # every experiment carries both trivial baselines on its own rows
+        assert {"always present", "prior"} <= set(r.loc[r.experiment == e, "variant"])
+    roles = r.groupby("variant").role.first()
+    assert roles["Baseline"] == "reference" and roles["LightCNN-9"] == "method"
+    assert roles["group D"] == "ablation" and roles["always present"] == "baseline"
+    # the base configuration is trained once and reused (oversampling = samplewise_normalization = Baseline)
+    base = [r[(r.experiment == e) & (r.variant == v)].f1.to_numpy()
+            for e, v in (("table1", "Baseline"), ("table2_balancing", "oversampling"),
+                         ("table2_normalisation", "samplewise_normalization"))]
+    np.testing.assert_array_equal(base[0], base[1])
+    np.testing.assert_array_equal(base[0], base[2])
+    assert len(study.timings()) == len(study.history().groupby(["experiment", "variant", "seed"]))
+    assert {"epoch", "loss", "variant"} <= set(study.history().columns)
+    # accuracy on balanced batches is the extra metric column, equal to balanced accuracy
+    m = r[r.role != "baseline"]
+    np.testing.assert_allclose(m[cs.METRIC], m["balanced_accuracy"], equal_nan=True)
+
+
+def test_claims_are_judged_by_the_one_rule(smoke_results):
+    r = smoke_results.results()
+    claims = cs.judge_claims(r)
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS
+    assert set(claims.verdict) <= set(VERDICTS)
+    judged = dict(zip(claims.claim, zip(claims.a, claims.b)))
+    # Fig. 2 claims compare the largest with the smallest fraction the profile ran
+    assert judged["more subjects for the same frames: better (Fig. 2 right)"] == ("subjects 100%", "subjects 50%")
+    assert "VGG-16 beats the baseline CNN (Table I)" not in judged  # not run in this profile
+    table = cs.paper_vs_aulib(r, "table2_augmentation")
+    assert table.loc[table.variant == "group A", "paper accuracy"].item() == 73.8
+    assert table.role.iloc[0] == "baseline"

@@ -177,3 +177,37 @@ def test_write_tables_checks_the_schema(tmp_path):
         check_results(res[res.variant != "always present"])
     with pytest.raises(ValueError, match="baseline variant"):
         check_results(res.assign(variant=res.variant.replace("always present", "all ones")))
+
+
+def test_summary_reads_every_report_folder(tmp_path):
+    from aulib.experiments.report import reports_summary, summary_markdown
+
+    res = results_from({"A": [0.6] * 6, "B": [0.5] * 6, "always present": AP})
+    res.loc[res.variant == "B", "role"] = "reference"
+    write_tables(tmp_path / "01_x", res, judge(res, [Claim("c", "A", "B", 0.01)]))
+    s = reports_summary(tmp_path)
+    assert s[["report", "method", "reference"]].values.tolist() == [["01_x", "A", "B"]]
+    assert s.f1.item() == pytest.approx(0.6) and s.always_present_f1.item() == pytest.approx(0.3)
+    assert s.holds.item() == 1
+    md = summary_markdown(tmp_path)
+    assert "| 01_x | e | d | A | 60.0 | 0.80 | 30.0 | n/a | B: 50.0 |" in md
+    assert "| 01_x | 1 | 1 | 0 | 0 | 0 |" in md
+
+
+def test_an_interval_touching_zero_resolves_nothing():
+    assert verdict(0.0, 0.1) == "not resolved" and verdict(-0.1, 0.0) == "not resolved"
+    assert verdict(0.001, 0.1) == "holds" and verdict(-0.1, -0.001) == "opposite"
+
+
+def test_prior_is_the_training_folds_rate_not_the_test_folds():
+    from aulib.data.folds import fold_split
+
+    ds = make_dataset(n_subjects=6, seqs=1, frames=10, aus=(1,))
+    train_rows, test_rows = fold_split(ds, 1, k=3)
+    au = np.zeros(len(ds), np.int8)
+    au[train_rows[: int(0.9 * len(train_rows))]] = 1  # training rate 0.9
+    au[test_rows[: int(0.3 * len(test_rows))]] = 1  # test rate 0.3
+    ds.frames["AU1"] = au
+    r = run_folds(ds, lambda tr, te, f, s: np.zeros((len(te), 1)), folds=[1], progress=False)
+    prior_f1 = r.loc[r.variant == "prior", "f1"].item()
+    assert prior_f1 == pytest.approx(2 * 0.3 / 1.3, abs=0.02)  # "present" everywhere, as the training rate says

@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 
 from aulib.bench import option, seconds_per_call
-from aulib.methods.cnn_study import TABLE_I, CNNStudy, CNNStudyConfig
+from aulib.experiments.cnn_study import TABLE_I
+from aulib.methods.cnn_study import CNNStudy, CNNStudyConfig
 
 DEFAULTS = {"device": "auto", "image_size": 96, "n_aus": 12, "steps": 20, "warmup": 5,
             "models": "Baseline,VGG-16", "normalisation": "samplewise_normalization", "loader_batches": 5}
@@ -38,7 +39,7 @@ def _arg(args, name):
 def _loader_rate(image_size: int, n_aus: int, batches: int) -> float:
     """Images/s of FrameDataset + augmentation D + 4+4 oversampling on random aligned faces (one process)."""
     from aulib.data.schema import CanonicalDataset, DatasetMeta
-    from aulib.methods.cnn_study import make_train_loader
+    from aulib.experiments.cnn_study import make_train_loader
 
     rng = np.random.default_rng(0)
     n = 600

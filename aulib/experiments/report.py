@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aulib.eval.baselines import ALWAYS_PRESENT, PRIOR, SUPERVISED, UNTRAINED
+from aulib.eval.baselines import ALWAYS_PRESENT, PRIOR, UNTRAINED
 from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS, verdict_counts
 from aulib.eval.crossval import ROLES, scores
 
@@ -112,37 +112,42 @@ def claims_markdown(claims: pd.DataFrame) -> str:
 
 def reports_summary(report_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per (report, experiment, dataset, method variant) of every ``report_dir/<report>/results.csv``:
-    the method's mean F1 and AUC beside ``always present`` (and, where the report has them, ``untrained
-    encoder`` and ``supervised``) on the same runs, and the report's verdict counts from its ``claims.csv``."""
+    the method's mean F1 and AUC beside ``always present``, the ``untrained encoder`` (self-supervised papers) and
+    the supervised ``reference`` row (its name and F1), and the report's verdict counts from its ``claims.csv``."""
     rows = []
     for res_path in sorted(Path(report_dir).glob("*/results.csv")):
         res = pd.read_csv(res_path)
-        s = scores(res).set_index(["experiment", "dataset", "variant"])
+        s = scores(res)
         cl = res_path.with_name("claims.csv")
         counts = verdict_counts(pd.read_csv(cl)) if cl.is_file() else {v: 0 for v in VERDICTS}
-        for (exp, ds, var), r in s[s["role"] == "method"].iterrows():
-            base = {name: s.loc[(exp, ds, name), "f1"] if (exp, ds, name) in s.index else np.nan
-                    for name in (ALWAYS_PRESENT, UNTRAINED, SUPERVISED)}
-            rows.append({"report": res_path.parent.name, "experiment": exp, "dataset": ds, "method": var,
-                         "f1": r["f1"], "auc": r["auc"], "always_present_f1": base[ALWAYS_PRESENT],
-                         "untrained_encoder_f1": base[UNTRAINED], "supervised_f1": base[SUPERVISED], **counts})
+        for (exp, ds), g in s.groupby(["experiment", "dataset"], sort=False):
+            f1 = g.set_index("variant")["f1"]
+            ref = g[g["role"] == "reference"]
+            for _, r in g[g["role"] == "method"].iterrows():
+                rows.append({"report": res_path.parent.name, "experiment": exp, "dataset": ds,
+                             "method": r["variant"], "f1": r["f1"], "auc": r["auc"],
+                             "always_present_f1": f1.get(ALWAYS_PRESENT, np.nan),
+                             "untrained_encoder_f1": f1.get(UNTRAINED, np.nan),
+                             "reference": ref["variant"].iloc[0] if len(ref) else "",
+                             "reference_f1": ref["f1"].iloc[0] if len(ref) else np.nan, **counts})
     return pd.DataFrame(rows)
 
 
 def summary_markdown(report_dir: str | os.PathLike) -> str:
     """The README's results table, from :func:`reports_summary` (F1 in %, AUC as a fraction)."""
     df = reports_summary(report_dir)
-    head = ("| report | experiment | dataset | method | F1 | AUC | always present F1 | untrained encoder F1 | "
-            "supervised F1 |\n|---|---|---|---|---|---|---|---|---|")
-    lines = [head]
+    lines = ["| report | experiment | dataset | method | F1 | AUC | always present F1 | untrained encoder F1 | "
+             "supervised reference: F1 |", "|---|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
+        ref = f"{r['reference']}: {_pct(r['reference_f1'])}" if r["reference"] else "n/a"
         lines.append(f"| {r['report']} | {r['experiment']} | {r['dataset']} | {r['method']} | {_pct(r['f1'])} | "
                      f"{r['auc']:.2f} | {_pct(r['always_present_f1'])} | {_pct(r['untrained_encoder_f1'])} | "
-                     f"{_pct(r['supervised_f1'])} |")
+                     f"{ref} |")
     verdicts = df.drop_duplicates("report")
-    lines += ["", "| report | " + " | ".join(VERDICTS) + " |", "|---|" + "---|" * len(VERDICTS)]
+    lines += ["", "| report | claims | " + " | ".join(VERDICTS) + " |", "|---|---|" + "---|" * len(VERDICTS)]
     for _, r in verdicts.iterrows():
-        lines.append(f"| {r['report']} | " + " | ".join(str(int(r[v])) for v in VERDICTS) + " |")
+        lines.append(f"| {r['report']} | {sum(int(r[v]) for v in VERDICTS)} | "
+                     + " | ".join(str(int(r[v])) for v in VERDICTS) + " |")
     return "\n".join(lines)
 
 
