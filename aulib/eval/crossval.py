@@ -94,6 +94,8 @@ def run_folds(ds, variants: Sequence[Variant] | Mapping[str, TrainAndPredict] | 
     if unknown:
         raise ValueError(f"unknown baseline(s) {unknown}; run_folds adds {B.TRIVIAL} (learnt baselines are variants)")
     dataset = dataset or ds.meta.name
+    if k < 2:
+        raise ValueError(f"k-fold cross-validation needs k >= 2 folds, got k={k}")
     folds = list(folds) if folds is not None else list(range(1, k + 1))
     labels_all, valid_all = ds.au_matrix()
     aus = [f"AU{a}" for a in ds.aus]

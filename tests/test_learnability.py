@@ -1,0 +1,60 @@
+"""The learnability ladder: each rung sees the cue it is built to see, on the folds every paper uses."""
+
+import numpy as np
+import pytest
+from conftest import make_dataset
+
+from aulib.data.align import MEAN_SHAPE_68
+from aulib.eval.crossval import scores
+from aulib.experiments.learnability import LadderConfig, ladder, landmark_features, logistic_per_au
+
+
+def cue_dataset():
+    """AU1 moves the mouth (a landmark cue), AU2 brightens the upper half (a pixel cue), AU4 is noise."""
+    ds = make_dataset(n_subjects=6, seqs=1, frames=24, aus=(1, 2, 4), size=32, seed=3)
+    rng = np.random.default_rng(0)
+    y = ds.frames[["AU1", "AU2", "AU4"]].to_numpy()
+    shape = np.asarray(MEAN_SHAPE_68, dtype=np.float32)
+    shape = (shape - shape.mean(0)) / np.ptp(shape[:, 0]) * 20 + 16
+    lm = shape[None] + rng.normal(0, 0.3, (len(ds), 68, 2)).astype(np.float32)
+    lm[y[:, 0] == 1, 48:68, 1] += 2.0  # AU1: mouth 2 px lower
+    ds.landmarks[:] = lm
+    img = ds.images.astype(np.int16)
+    img[y[:, 1] == 1, :16] = np.clip(img[y[:, 1] == 1, :16] + 90, 0, 255)
+    ds.images[:] = img.astype(np.uint8)
+    return ds
+
+
+def test_landmark_features_ignore_position_and_scale():
+    lm = np.asarray(MEAN_SHAPE_68, dtype=np.float64)[None]
+    moved = lm * 3.0 + np.array([40.0, -7.0])
+    np.testing.assert_allclose(landmark_features(lm), landmark_features(moved), atol=1e-9)
+
+
+def test_logistic_per_au_skips_unknown_labels_and_single_class_aus():
+    x = np.r_[np.zeros((10, 1)), np.ones((10, 1))]
+    y = np.c_[np.r_[np.zeros(10), np.ones(10)], np.ones(20)].astype(int)
+    v = np.ones_like(y, dtype=bool)
+    v[:3, 0] = False
+    p = logistic_per_au(x, y, v, np.array([[0.0], [1.0]]))
+    assert p[0, 0] < 0.5 < p[1, 0]
+    assert (p[:, 1] == 1.0).all()  # one class in training: its rate
+
+
+def test_each_rung_sees_its_own_cue():
+    ds = cue_dataset()
+    r = ladder(ds, LadderConfig(cnn_sizes=(16,), cnn_epochs=2, batch_size=32), k=3, device="cpu", progress=False)
+    assert {"always present", "prior", "landmarks", "pixels", "cnn 16 px"} == set(r.variant)
+    auc = r.groupby(["variant", "au"]).auc.mean()
+    assert auc["landmarks", "AU1"] > 0.95 and auc["landmarks", "AU2"] < 0.75
+    assert auc["pixels", "AU2"] > 0.95
+    assert abs(auc["landmarks", "AU4"] - 0.5) < 0.25
+    assert len(r.attrs["history"]) == 3 * 2  # one row per epoch and fold
+    s = scores(r).set_index("variant")
+    assert s.loc["pixels", "f1"] > s.loc["always present", "f1"] - 0.2
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_ladder_needs_two_folds(bad):
+    with pytest.raises(ValueError):
+        ladder(cue_dataset(), LadderConfig(cnn_sizes=()), k=bad, progress=False)
