@@ -1,4 +1,4 @@
-"""Command line: ``python -m aulib {synth,convert,reproduce,bench,info}`` (thin: parse, call, print)."""
+"""Command line: ``python -m aulib {synth,convert,train,predict,reproduce,bench,info}`` (thin: parse, call, print)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,31 @@ def _reproduce(a: argparse.Namespace) -> None:
         print(f"{name:24s} {secs / 60:6.1f} min")
 
 
+def _train(a: argparse.Namespace) -> None:
+    from .runs import command_line, train
+
+    card = train(a.method, a.data, a.out, profile=a.profile, fold=a.fold, overrides=a.settings,
+                 progress=not a.quiet, command=command_line())
+    m, ap = card["metrics"]["test"], card["metrics"]["always present"]
+    print(f"wrote {a.out}: test fold {a.fold}: F1 {m['f1']:.3f} (at thresholds {m['f1_at_thresholds']:.3f}), "
+          f"AUC {m['auc']:.3f}; always present F1 {ap['f1']:.3f}")
+
+
+def _predict(a: argparse.Namespace) -> None:
+    from .inference import predict, write_table
+
+    def report(path, problem):  # one line per bad input; the others go on
+        print(f"aulib: error: {path}: {problem}", file=sys.stderr)
+
+    df = predict(a.inputs, checkpoint=a.checkpoint, landmarks=a.landmarks, overlay=a.overlay, every=a.every,
+                 max_frames=a.max_frames, on_error=report, progress=not a.quiet)
+    write_table(df, a.out)
+    ok = int(df["success"].sum()) if len(df) else 0
+    print(f"wrote {a.out}: {len(df)} rows, {ok} faces, {df['input'].nunique() if len(df) else 0} inputs")
+    if df.attrs.get("errors"):
+        sys.exit(2)
+
+
 def _info(a: argparse.Namespace) -> None:
     import importlib.metadata as md
     import platform
@@ -174,6 +199,33 @@ def main(argv: list[str] | None = None) -> None:
 
     _add_convert_parsers(sub)
 
+    t = sub.add_parser("train", help="train a method on a canonical dataset into a run folder (with a model card)",
+                       description="python -m aulib train METHOD --data DIR --out RUN [key=value ...]. key=value "
+                       "sets a field of the method's config or of aulib.runs.RunConfig (epochs, image_size, align, "
+                       "...); with --data synth:PRESET, synth.<field> sets the generator. The same command again "
+                       "resumes the run.")
+    t.add_argument("method", help="supervised (the others train through their notebooks for now)")
+    t.add_argument("--data", required=True, help="canonical dataset folder, or synth:PRESET (generated in memory)")
+    t.add_argument("--out", required=True, help="run folder (new, empty, or this run's: resume)")
+    t.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    t.add_argument("--fold", type=int, default=1, help="test fold (1..k, subject-exclusive; default 1)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("settings", nargs="*", metavar="key=value", help="config overrides, e.g. backbone=resnet18")
+    t.set_defaults(func=_train)
+
+    pr = sub.add_parser("predict", help="AUs of the faces in images, folders and videos (offline)",
+                        description="python -m aulib predict INPUT... --out TABLE.csv|.parquet [--checkpoint RUN]. "
+                        "Faces: dlib (HOG detector + 68-point model), aligned as the checkpoint's training data.")
+    pr.add_argument("inputs", nargs="+", help="image files, folders of images, videos (mp4/avi/mov/mkv/webm)")
+    pr.add_argument("--checkpoint", help="a run folder or model.pt (default: the model shipped with aulib)")
+    pr.add_argument("--out", required=True, help="output table: .csv or .parquet")
+    pr.add_argument("--landmarks", action="store_true", help="add the 68 landmarks x_0..x_67, y_0..y_67")
+    pr.add_argument("--overlay", metavar="DIR", help="write each frame with box, landmarks and AU bars")
+    pr.add_argument("--every", type=int, default=1, help="videos: every n-th frame (default 1)")
+    pr.add_argument("--max-frames", type=int, help="videos: at most this many frames per video")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_predict)
+
     r = sub.add_parser("reproduce", help="run notebooks through papermill into reports/")
     r.add_argument("notebooks", nargs="*", help="notebook names or prefixes (default: all)")
     r.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
@@ -189,7 +241,16 @@ def main(argv: list[str] | None = None) -> None:
     i.add_argument("--data", nargs="*", default=["data"], help="folders to search for canonical datasets")
     i.set_defaults(func=_info)
 
+    settings = []
+    if argv[:1] == ["train"]:  # key=value settings may come anywhere after METHOD (argparse wants them last)
+        rest = argv[1:]
+        keep = [x for i, x in enumerate(rest) if not ("=" in x and not x.startswith("-")
+                                                      and not (i and rest[i - 1] in ("--data", "--out")))]
+        settings = [x for x in rest if x not in keep]
+        argv = ["train", *keep]
     a = p.parse_args(argv)
+    if settings:
+        a.settings = [*settings, *a.settings]
     from .data.schema import DatasetError
 
     try:

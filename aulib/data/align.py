@@ -25,7 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_dataset", "align_face", "apply_transform", "get_template",
+__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_dataset", "align_face", "apply_transform", "face_crop", "get_template",
            "invert_transform", "resized_template", "similarity_transform", "warp"]
 
 
@@ -274,3 +274,22 @@ def align_dataset(ds, template: str | Template, size: int | None = None, channel
                                provenance={**ds.meta.provenance, "aligned": f"{tpl.name} template {tpl.size}px"})
     frames = ds.frames.drop(columns=[c for c in ("path",) if c in ds.frames]).assign(image=np.arange(n))
     return CanonicalDataset(meta, frames, landmarks, images)
+
+
+# -- the one crop recipe ------------------------------------------------------------------------------------
+def face_crop(image: np.ndarray, landmarks: np.ndarray, template: str | Template = "rrl", size: int | None = None,
+              channels: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The crop every part of aulib applies to a face: converters (``--align``), :func:`align_dataset`,
+    ``python -m aulib train`` and ``python -m aulib predict`` all go through these steps, so a face found in a
+    user's photo is cut exactly as the faces a checkpoint was trained on (its ``preprocessing`` records
+    ``template``, ``size`` and ``channels``):
+
+    1. 68 iBUG landmarks (x, y) in source pixels (dlib's 68-point model, or the dataset's own);
+    2. the template's points scaled to ``size`` px (:func:`resized_template`, pixel-centre convention);
+    3. the least-squares similarity transform (rotation, uniform scale, shift; Umeyama) from the template's
+       landmark groups in ``landmarks`` onto those points (:func:`similarity_transform`);
+    4. bilinear resampling into ``size`` x ``size``, outside filled with black (:func:`warp`);
+    5. conversion to ``channels`` (grey by ITU-R 601 luma, :func:`to_channels`).
+
+    Returns (crop uint8 (size, size, channels), landmarks (68, 2) in the crop, the 2x3 source -> crop matrix)."""
+    return align_face(image, landmarks, resized_template(template, size, channels), return_matrix=True)

@@ -7,6 +7,7 @@
 """
 
 from aulib.viz.plots import (
+    au_timeseries,
     heatmap,
     per_au_bars,
     save_figure,
@@ -16,4 +17,4 @@ from aulib.viz.plots import (
     training_curves,
 )
 
-__all__ = ["heatmap", "per_au_bars", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]
+__all__ = ["au_timeseries", "heatmap", "per_au_bars", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]

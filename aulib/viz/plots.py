@@ -220,3 +220,33 @@ def scores_vs_baselines(results: pd.DataFrame, values: Sequence[str] = ("f1", "a
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def au_timeseries(predictions: pd.DataFrame, aus: Sequence[str] | None = None, input: str | None = None,
+                  face_id: int | None = None, x: str = "timestamp", ax=None):
+    """AU probabilities over time for one video, from the table of ``aulib.predict`` (one line per AU and face;
+    frames without that face are gaps). ``input`` picks the video (default: the first), ``face_id`` one face
+    (default: every face, one panel each), ``aus`` the columns (default: every ``AU<k>`` column)."""
+    _require(predictions, ["input", "face_id", "success", x], "au_timeseries")
+    df = predictions[predictions["input"] == (input if input is not None else predictions["input"].iloc[0])]
+    aus = list(aus) if aus is not None else [c for c in df.columns if re.fullmatch(r"AU\d+", c)]
+    faces = sorted(df.loc[df.success == 1, "face_id"].unique()) if face_id is None else [face_id]
+    faces = faces or [-1]
+    if ax is None:
+        fig, axes = plt.subplots(len(faces), 1, figsize=(9, 2.6 * len(faces)), sharex=True, squeeze=False)
+        axes = axes[:, 0]
+    else:
+        fig, axes = ax.figure, [ax]
+    times = np.sort(df[x].unique())
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(1, len(aus))))
+    for a, fid in zip(axes, faces):
+        f = df[(df.face_id == fid) & (df.success == 1)].set_index(x).reindex(times)
+        for c, col in zip(aus, colors):
+            a.plot(times, f[c].to_numpy(dtype=float), label=c, color=col, lw=1.4)
+        a.set_ylim(0, 1)
+        a.set_ylabel("P(AU)")
+        a.set_title(f"face {fid}" if fid >= 0 else "no face found", fontsize=10)
+    axes[-1].set_xlabel("time (s)" if x == "timestamp" else x)
+    axes[0].legend(ncol=min(len(aus), 6), fontsize=7, loc="upper right", frameon=False)
+    fig.tight_layout()
+    return fig
