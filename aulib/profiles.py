@@ -79,6 +79,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "sweep_lambdas": [0.2, 1.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 140, "viz_emotion": "happy", "umap": False,
         },
+        "predict": {"video_frames": 12, "video_size": 160},  # notebooks/07_predict
         "real_data": {"subjects": 3, "sequences": 2, "frames": 4, "image_size": 64, "workers": 1,
                       "layouts": ["bp4d", "disfa"], "align": "aunet",
                       "cli_subjects": 2, "cli_frames": 2},
@@ -154,6 +155,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "sweep_lambdas": [0.2, 1.0, 5.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 500, "viz_emotion": "happy", "umap": True,
         },
+        "predict": {"video_frames": 60, "video_size": 192},  # notebooks/07_predict
         "real_data": {"subjects": 41, "sequences": 2, "frames": 12, "image_size": 112, "workers": 2,
                       "layouts": ["bp4d", "disfa", "gft", "affwild2", "affectnet", "emotionet"],
                       "align": "aunet", "cli_subjects": 2, "cli_frames": 3},
@@ -223,6 +225,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "sweep_lambdas": [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0], "sweep_sets": ["bp4d", "disfa", "gft"],
             "extra_variants": ["moco"], "viz_images": 5000, "viz_emotion": "happy", "umap": True,
         },
+        "predict": {"video_frames": 120, "video_size": 256},  # notebooks/07_predict
         "real_data": {"subjects": 41, "sequences": 4, "frames": 60, "image_size": 256, "workers": 8,
                       "layouts": ["bp4d", "disfa", "gft", "affwild2", "affectnet", "emotionet"],
                       "align": "aunet", "cli_subjects": 2, "cli_frames": 3},
