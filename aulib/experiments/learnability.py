@@ -43,7 +43,7 @@ class LadderConfig:
     cnn_epochs: int = 8
     cnn_lr: float = 3e-3
     batch_size: int = 64
-    max_iter: int = 500  # logistic regression
+    max_iter: int = 2000  # logistic regression (lbfgs)
     C: float = 1.0
 
 
@@ -65,7 +65,7 @@ def pixel_features(ds, rows: np.ndarray, size: int) -> np.ndarray:
 
 
 def logistic_per_au(x_train: np.ndarray, y_train: np.ndarray, v_train: np.ndarray, x_test: np.ndarray,
-                    C: float = 1.0, max_iter: int = 500) -> np.ndarray:
+                    C: float = 1.0, max_iter: int = 2000) -> np.ndarray:
     """(N_test, K) probabilities of one balanced logistic regression per AU on the known training labels; an AU
     with a single class in training scores its training rate."""
     scaler = StandardScaler().fit(x_train)
