@@ -242,23 +242,15 @@ def augmentation(kind: str):
 
 # ----------------------------------------------------------------------------------------------- helpers
 def predict_rows(method, ds, rows: np.ndarray, batch_size: int = 128, device: str = "auto") -> np.ndarray:
-    """Sigmoid outputs (len(rows), K) of ``method`` on frames ``rows`` of ``ds`` (eval mode, no gradients)."""
-    import torch
+    """Sigmoid outputs (len(rows), K) of ``method`` on frames ``rows`` of ``ds`` (:func:`aulib.eval.protocols.predict`)."""
+    from torch.utils.data import DataLoader
 
     from aulib.data.dataset import FrameDataset
-    from aulib.train import resolve_device
+    from aulib.eval.protocols import predict
 
-    dev = resolve_device(device)
-    was = method.training
-    method.eval().to(dev)
-    fd = FrameDataset(ds, rows)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(rows), batch_size):
-            x = fd._load(np.asarray(fd.rows[i:i + batch_size])).to(dev)
-            out.append(torch.sigmoid(method(x).float()).cpu().numpy())
-    method.train(was)
-    return np.concatenate(out) if out else np.zeros((0, len(ds.aus)), np.float32)
+    if len(rows) == 0:
+        return np.zeros((0, len(ds.aus)), np.float32)
+    return predict(method, DataLoader(FrameDataset(ds, rows), batch_size=batch_size), device, progress=False)[0]
 
 
 def tune_thresholds(labels: np.ndarray, valid: np.ndarray, probs: np.ndarray) -> np.ndarray:

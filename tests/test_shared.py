@@ -14,7 +14,7 @@ from aulib import methods
 from aulib.config import ConfigError, from_dict
 from aulib.data.align import align_dataset, align_face, resized_template
 from aulib.data.folds import split_validation
-from aulib.losses.masked_bce import cost_weights, masked_bce
+from aulib.losses.masked_bce import balanced_pos_weight, cost_weights, masked_bce
 from aulib.models.ema import cosine_ramp, ema_update
 from aulib.reproduce import parse_param
 
@@ -66,6 +66,13 @@ def test_cost_weights_hand_worked():
     v = y != 9
     w = cost_weights(y, v)  # AU0: 1 pos / 3 neg -> pos weight 3; AU1: 1 pos / 2 neg -> 2, unknown 0
     assert w.tolist() == [[3, 1], [1, 1], [1, 2], [1, 0]]
+
+
+def test_balanced_pos_weight_hand_worked():
+    y = torch.tensor([[1, 0, 0], [0, 0, 0], [0, 1, 0], [0, 9, 0]])
+    v = y != 9
+    # AU0: 1 pos / 3 neg -> 3; AU1: 1 pos / 2 known neg -> 2; AU2: no positive -> 1
+    assert balanced_pos_weight(y, v).tolist() == [3.0, 2.0, 1.0]
 
 
 def test_ema_update_and_cosine_ramp_hand_worked():

@@ -33,9 +33,10 @@ import torch
 from torch import nn
 
 from aulib.eval.metrics import per_au_table
-from aulib.losses.masked_bce import masked_bce
+from aulib.losses.masked_bce import balanced_pos_weight, masked_bce
 from aulib.methods.base import unpack_batch
 from aulib.methods.supervised import Supervised
+from aulib.models.heads import linear_head
 from aulib.train import TrainConfig, fit, resolve_device, seed_everything
 
 
@@ -87,12 +88,8 @@ class ProbeConfig:
     progress: bool = True
 
 
-def make_head(dim: int, n_out: int, kind: str = "linear") -> nn.Module:
-    if kind == "linear":
-        return nn.Linear(dim, n_out)
-    if kind == "bn_linear":
-        return nn.Sequential(nn.BatchNorm1d(dim, affine=False), nn.Linear(dim, n_out, bias=False))
-    raise ValueError(f"unknown probe head {kind!r}; choose 'linear' or 'bn_linear'")
+#: the probe's head (``"linear"`` or ``"bn_linear"``): :func:`aulib.models.heads.linear_head`
+make_head = linear_head
 
 
 def _pos_weight(labels: torch.Tensor, valid: torch.Tensor, mode: str | None) -> torch.Tensor | None:
@@ -100,10 +97,7 @@ def _pos_weight(labels: torch.Tensor, valid: torch.Tensor, mode: str | None) -> 
         return None
     if mode != "balanced":
         raise ValueError(f"pos_weight={mode!r}; choose None or 'balanced'")
-    v = valid.float()
-    pos = (labels * v).sum(0)
-    neg = ((1 - labels) * v).sum(0)
-    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
+    return balanced_pos_weight(labels, valid)
 
 
 def train_head(features: torch.Tensor, labels: torch.Tensor, valid: torch.Tensor | None = None,

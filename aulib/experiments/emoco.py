@@ -48,6 +48,7 @@ from aulib.eval.crossval import Variant, run_folds, scores, tidy
 from aulib.eval.protocols import ProbeConfig, finetune, linear_probe, predict
 from aulib.losses.emoco_contrastive import info_nce_from_logits
 from aulib.losses.intra_class_norm import intra_class_normalize
+from aulib.losses.masked_bce import balanced_pos_weight
 from aulib.methods.emoco import EmoCo, EmoCoConfig, MultiQueue, TwoViews, mocov2_augmentation
 from aulib.methods.supervised import Supervised, SupervisedConfig
 from aulib.models import create_backbone
@@ -373,11 +374,6 @@ def emotion_loss_vs_prior(history: pd.DataFrame, data: EmoCoData) -> pd.DataFram
 
 
 # --- evaluation: linear probe and finetuning through run_folds -----------------------------------------------
-def _pos_weight(y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    pos, neg = (y * v).sum(0), ((1 - y) * v).sum(0)
-    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
-
-
 class _Evaluator:
     """The two protocols and the supervised reference on one AU set; caches what both experiments share."""
 
@@ -424,7 +420,7 @@ class _Evaluator:
             net = nn.Sequential(copy.deepcopy(enc), nn.Linear(enc.num_features, ytr.shape[1]))
             res = finetune(net, tr, te, TrainConfig(epochs=self.P["finetune_epochs"], optimizer="adam",
                                                     lr=self.P["finetune_lr"], seed=seed, device=self.device,
-                                                    progress=False), pos_weight=_pos_weight(ytr, vtr))
+                                                    progress=False), pos_weight=balanced_pos_weight(ytr, vtr))
             self.histories.append(res.history.assign(run=f"{variant} (finetune)", dataset=name, fold=fold, seed=seed))
             return res.probs
         return fn
@@ -437,7 +433,7 @@ class _Evaluator:
                 tr, te, ytr, vtr = self.loaders(name, train_rows, test_rows, seed)
                 seed_everything(seed)
                 model = Supervised(SupervisedConfig(backbone=self.P["backbone"], num_aus=ytr.shape[1],
-                                                    in_chans=self.data.channels), pos_weight=_pos_weight(ytr, vtr))
+                                                    in_chans=self.data.channels), pos_weight=balanced_pos_weight(ytr, vtr))
                 h = fit(model, tr, TrainConfig(epochs=self.P["supervised_epochs"], optimizer="adam",
                                                lr=self.P["finetune_lr"], seed=seed, device=self.device, progress=False))
                 self.histories.append(h.assign(run=SUPERVISED, dataset=name, fold=fold, seed=seed))

@@ -85,15 +85,6 @@ def scores_markdown(results: pd.DataFrame, roles: tuple[str, ...] = ("method", "
     return "\n".join(lines)
 
 
-def beats_always_present(results: pd.DataFrame, role: str = "method") -> pd.DataFrame:
-    """Per (experiment, dataset, variant) of ``role``: mean F1 minus ``always present``'s on the same runs."""
-    s = scores(results)
-    ap = s[s["variant"] == ALWAYS_PRESENT].set_index(["experiment", "dataset"])["f1"]
-    m = s[s["role"] == role].copy()
-    m["f1_minus_always_present"] = m["f1"] - ap.reindex(pd.MultiIndex.from_frame(m[["experiment", "dataset"]])).to_numpy()
-    return m[["experiment", "dataset", "variant", "f1", "auc", "f1_minus_always_present"]].reset_index(drop=True)
-
-
 def claims_markdown(claims: pd.DataFrame) -> str:
     """Verdict counts, then one line per claim: the difference (F1 points) and its interval, and the verdict."""
     counts = verdict_counts(claims)
@@ -151,5 +142,5 @@ def summary_markdown(report_dir: str | os.PathLike) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RESULT_COLUMNS", "beats_always_present", "check_results", "claims_markdown", "reports_summary",
+__all__ = ["RESULT_COLUMNS", "check_results", "claims_markdown", "reports_summary",
            "scores_markdown", "summary_markdown", "write_tables"]

@@ -43,6 +43,7 @@ from aulib.eval.baselines import SUPERVISED, UNTRAINED
 from aulib.eval.claims import Claim, judge
 from aulib.eval.crossval import Variant, run_folds, scores, tidy
 from aulib.eval.protocols import ProbeConfig, extract_features, predict, predict_head, train_head
+from aulib.losses.masked_bce import balanced_pos_weight
 from aulib.methods.rrl import (
     RRL,
     VIEW1,
@@ -290,13 +291,6 @@ class FrozenProbe:
         cfg = ProbeConfig(**{**self.probe, "seed": seed, "device": self.device})
         head = train_head(feats[train_rows], labels[train_rows], valid[train_rows], cfg)
         return predict_head(head, feats[test_rows])
-
-
-def balanced_pos_weight(labels: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(K,) neg / pos over the known training labels (1 for an AU without positives), as the probe weighs BCE."""
-    v = valid.float()
-    pos, neg = (labels * v).sum(0), ((1 - labels) * v).sum(0)
-    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
 
 
 @dataclass

@@ -49,3 +49,12 @@ def cost_weights(labels: torch.Tensor, valid: torch.Tensor | None = None) -> tor
     n_neg = neg.sum(0).float()
     ratio = torch.where(n_pos > 0, n_neg / n_pos.clamp(min=1), torch.zeros_like(n_pos))
     return torch.where(pos, ratio.expand_as(y), neg.float())
+
+
+def balanced_pos_weight(labels: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(K,) BCE ``pos_weight`` that balances each AU over the known labels of a training set: #neg / #pos
+    (1 for an AU without positives). labels, valid: (N, K)."""
+    y = labels.to(torch.float32)
+    v = torch.ones_like(y) if valid is None else valid.to(torch.float32)
+    pos, neg = (y * v).sum(0), ((1 - y) * v).sum(0)
+    return torch.where(pos > 0, neg / pos.clamp(min=1), torch.ones_like(pos))
