@@ -1,4 +1,4 @@
-"""Command line: ``python -m aulib {synth,convert,train,predict,reproduce,bench,info}`` (thin: parse, call, print)."""
+"""Command line: ``python -m aulib {synth,convert,train,predict,reproduce,plan,bench,info}`` (thin: parse, call, print)."""
 
 from __future__ import annotations
 
@@ -100,8 +100,20 @@ def _add_convert_parsers(sub) -> None:
         d.set_defaults(func=_convert)
 
 
+def _plan(a: argparse.Namespace) -> None:
+    from .reproduce import print_plan
+
+    if not print_plan(a.notebooks, a.profile, a.machine):
+        sys.exit(2)
+
+
 def _reproduce(a: argparse.Namespace) -> None:
-    from .reproduce import REPORT_DIR, parse_param, reproduce
+    from .reproduce import REPORT_DIR, parse_param, print_plan, reproduce
+
+    if a.plan:
+        if not print_plan(a.notebooks, a.profile, a.machine):
+            sys.exit(2)
+        return
 
     params = dict(parse_param(p) for p in a.param)
     timings = reproduce(a.notebooks, profile=a.profile, report_dir=Path(a.out) if a.out else REPORT_DIR,
@@ -231,7 +243,18 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
     r.add_argument("--out", help="report folder (default: reports/ of the clone)")
     r.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="extra notebook parameter")
+    r.add_argument("--plan", action="store_true", help="print what each run costs and whether it fits (runs nothing)")
+    r.add_argument("--machine", help="with --plan: plan for a named machine (h200) instead of this one")
     r.set_defaults(func=_reproduce)
+
+    pl = sub.add_parser("plan", help="what each notebook's runs cost (steps, images, GPU-hours, RAM, GPU memory, "
+                        "disk) and whether they fit; exit 2 when one does not",
+                        description="python -m aulib plan [--profile gpu] [--machine h200] [NOTEBOOK...]")
+    pl.add_argument("notebooks", nargs="*", help="notebook names or prefixes (default: all)")
+    pl.add_argument("--profile", default="gpu", choices=("smoke", "cpu", "gpu"))
+    pl.add_argument("--machine", help="plan for a named machine (h200: 139 GiB GPU, 16 cores, 128 GiB RAM, 64 GiB "
+                    "disk) instead of this one")
+    pl.set_defaults(func=_plan)
 
     b = sub.add_parser("bench", help="benchmarks (same as python -m aulib.bench)")
     b.add_argument("rest", nargs=argparse.REMAINDER)

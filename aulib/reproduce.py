@@ -90,3 +90,31 @@ def reproduce(names: Sequence[str] = (), profile: str = "cpu", report_dir: Path 
         print(f"[aulib] {nb.stem}: done in {secs / 60:.1f} min -> {report_dir / nb.name}", flush=True)
         timings.append((nb.stem, secs))
     return timings
+
+
+def print_plan(names: Sequence[str] = (), profile: str = "gpu", machine: str | None = None) -> bool:
+    """Print the plan of the selected notebooks (:mod:`aulib.experiments.plan`) for ``machine`` (None: this
+    one); returns False, after one line on stderr naming the first run and the resource, when a run does not fit."""
+    import sys
+
+    import pandas as pd
+
+    from .experiments import plan as P
+
+    m = P.machine(machine)
+    rows = P.plan(profile, list(names) or None, on=m)
+    gpu = f"{m.gpu_gib:.0f} GiB GPU" if m.gpu_gib is not None else "no GPU"
+    print(f"plan: profile {profile} on {m.name} ({gpu}, {m.cores} cores, {m.ram_gib:.0f} GiB RAM, "
+          f"{m.disk_gib:.0f} GiB disk); throughput 'estimated' = FLOPs at {P.SUSTAINED_TFLOPS:.0f} TFLOP/s")
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 70):
+        df = P.table(rows)
+        df["GPU-hours"] = df["GPU-hours"].map("{:.3g}".format)
+        print(df.to_string(index=False))
+    total = sum(r.hours for r in rows)
+    print(f"total: {total:.1f} hours")
+    bad = P.check(rows, m)
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        print(f"aulib: error: does not fit: {bad[0]}{more}", file=sys.stderr)
+        return False
+    return True

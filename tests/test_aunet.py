@@ -125,8 +125,8 @@ def test_fan_checkpoint_mismatch_names_keys(tmp_path):
     torch.save(FAN(width=16, depth=3).state_dict(), tmp_path / "narrow.pt")
     with pytest.raises(CheckpointMismatchError, match=r"conv1\.weight: checkpoint \(4, 3, 7, 7\)"):
         load_fan_weights(FAN(width=32, depth=3), tmp_path / "narrow.pt")
-    report = load_fan_weights(FAN(width=32, depth=3), tmp_path / "bad.pt", strict=False)
-    assert report.missing == ["l1.weight"] and report.unexpected == ["extra.weight"]
+    with pytest.raises(CheckpointMismatchError, match="l1.weight"):  # non-strict still refuses a missing key
+        load_fan_weights(FAN(width=32, depth=3), tmp_path / "bad.pt", strict=False)
     with pytest.raises(FileNotFoundError):
         load_fan_weights(FAN(width=32, depth=3), tmp_path / "nope.pt")
 
@@ -269,9 +269,7 @@ def test_adjacency_metrics():
     assert adjacency_l2(labels, labels) == 0.0 and dependency_f1(labels, labels) == 1.0
     indep = rng.integers(0, 2, (200, 4))
     assert adjacency_l2(indep, labels) > 0.3
-    # prediction that keeps only the positive pair: 1 of 3 label edges (0-1 +, 0-2 -, 1-2 -) -> F1 = 2*1/(1+3)
-    pred = np.hstack([a, a, rng.integers(0, 2, (200, 1)), rng.integers(0, 2, (200, 1))])
-    assert np.isclose(dependency_f1(pred, labels, threshold=0.3), 0.5)
+    assert dependency_f1(indep, labels) < 0.7  # the action-conditional F1 (hand cases in test_aunet_fixes.py)
 
 
 def test_predictions_frame_is_tidy():
@@ -295,7 +293,8 @@ def test_fan_localises_synthetic_faces_after_smoke_training():
                                  image_size=64, seed=1))
     test = generate(SynthConfig(preset="bp4d", n_subjects=3, sequences_per_subject=1, frames_per_sequence=4,
                                 image_size=64, seed=0))  # other people, other preset
-    cfg = AUNetConfig(image_size=64, fan_width=16, fan_depth=3, fan_epochs=6, fan_lr=3e-3, fan_batch_size=16,
+    # 12 epochs: with the official max pooling (AUNet's FAN) 6 were not enough (NME 0.52 vs 0.35 with average)
+    cfg = AUNetConfig(image_size=64, fan_width=16, fan_depth=3, fan_epochs=12, fan_lr=3e-3, fan_batch_size=16,
                       fan_sigma=1.5, fan_augment=False)
     torch.manual_seed(0)
     untrained = FAN(width=16, depth=3)

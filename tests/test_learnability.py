@@ -1,12 +1,13 @@
 """The learnability ladder: each rung sees the cue it is built to see, on the folds every paper uses."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import make_dataset
 
 from aulib.data.align import MEAN_SHAPE_68
 from aulib.eval.crossval import scores
-from aulib.experiments.learnability import LadderConfig, ladder, landmark_features, logistic_per_au
+from aulib.experiments.learnability import LadderConfig, ladder, ladders, landmark_features, logistic_per_au
 
 
 def cue_dataset():
@@ -58,3 +59,28 @@ def test_each_rung_sees_its_own_cue():
 def test_ladder_needs_two_folds(bad):
     with pytest.raises(ValueError):
         ladder(cue_dataset(), LadderConfig(cnn_sizes=()), k=bad, progress=False)
+
+
+def test_ladders_concatenate_datasets_and_histories():
+    a, b = cue_dataset(), cue_dataset()
+    b.meta.name = "other"
+    cfg = LadderConfig(cnn_sizes=(16,), cnn_epochs=1, batch_size=32, max_iter=50)
+    r = ladders([a, b], cfg, k=3, folds=[1], progress=False, device="cpu")
+    assert list(dict.fromkeys(r.dataset)) == [a.meta.name, "other"]
+    assert set(r.attrs["history"].dataset) == {a.meta.name, "other"}
+    assert len(r) == len(ladder(a, cfg, k=3, folds=[1], progress=False, device="cpu")) * 2
+
+
+def test_rung_heatmap_puts_baselines_first_and_shows_each_au():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from aulib.viz import rung_heatmap
+
+    rows = [dict(dataset="d", role=role, variant=v, au=au, auc=x)
+            for role, v, x in (("reference", "landmarks", 0.9), ("baseline", "always present", 0.5))
+            for au in ("AU2", "AU10", "AU1")]
+    fig = rung_heatmap(pd.DataFrame(rows))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["always present", "landmarks"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["AU1", "AU2", "AU10"]

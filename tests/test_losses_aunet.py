@@ -91,8 +91,9 @@ def test_consistency_forms_hand_computation():
     mu_p, mu_g = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 0.0]])
     lv_p, lv_g = torch.tensor([[0.0, math.log(2.0)]]), torch.tensor([[0.0, 0.0]])  # var_p = (1, 2), var_g = (1, 1)
     assert math.isclose(float(latent_consistency(mu_p, lv_p, mu_g, lv_g, "paper")), 1.0 + 1.0, rel_tol=1e-6)
-    # official: MSE(mu) = mean((1, 0)^2) = 0.5; mean(var_p) = 1.5
-    assert math.isclose(float(latent_consistency(mu_p, lv_p, mu_g, lv_g, "official")), 0.5 + 1.5, rel_tol=1e-6)
+    # official: MSE(mu) = mean((1, 0)^2) = 0.5; mean(sigma_p) = (1 + sqrt 2) / 2 (the std, not the variance)
+    assert math.isclose(float(latent_consistency(mu_p, lv_p, mu_g, lv_g, "official")), 0.5 + (1 + math.sqrt(2)) / 2,
+                        rel_tol=1e-6)
 
 
 def test_consistency_unknown_form_lists_valid():

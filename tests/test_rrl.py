@@ -179,7 +179,7 @@ def test_experiment_driver_returns_results_with_baselines_and_reference_and_judg
     P["variants"] = ["global", "global+local+corr"]  # seconds: two rows are enough for the wiring
     P["folds"], P["seeds"], P["disfa_seeds"] = [1, 2], [0], [0]
     data = X.make_data(P)
-    run = X.run_linear_protocol(P, data, X.relation_matrices(data), device="cpu", progress=False)
+    run = X.run_linear_protocol(P, data, device="cpu", progress=False)
     r = run.results
     check_results(r)  # the schema write_tables enforces
     for ds in (X.BP4D, X.DISFA):

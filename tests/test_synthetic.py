@@ -34,7 +34,7 @@ REGION = {"jaw": range(0, 17), "brows": range(17, 27), "nose": range(27, 36), "e
           "mouth": range(48, 68)}
 ALLOWED = {1: {"brows"}, 2: {"brows"}, 4: {"brows"}, 5: {"eyes"}, 6: {"eyes"}, 7: {"eyes"}, 9: {"nose", "mouth"},
            10: {"nose", "mouth"}, 12: {"mouth"}, 14: {"mouth"}, 15: {"mouth"}, 17: {"mouth", "jaw"}, 20: {"mouth"},
-           23: {"mouth"}, 24: {"mouth"}, 25: {"mouth"}, 26: {"mouth", "jaw"}}
+           23: {"mouth"}, 24: {"mouth"}, 25: {"mouth"}, 26: {"mouth", "jaw"}, 28: {"mouth"}}
 
 
 def _one_au(au: int, value: float = 5.0, size: int = 112, subject_seed=None, **kw):
@@ -178,6 +178,12 @@ def test_au_landmark_directions_follow_facs():
     assert (d[66, 1] - d[62, 1]) > 3
     d, _ = delta(26)  # jaw drops
     assert d[8, 1] > 4 and d[66, 1] > 4
+    d, lm0 = delta(28)  # lip suck: both red parts drawn in, far thinner than pressed lips (AU24), mouth closed
+    d24, _ = delta(24)
+    h0 = lm0[57, 1] - lm0[51, 1]
+    assert (lm0[57, 1] + d[57, 1]) - (lm0[51, 1] + d[51, 1]) < h0 - 5
+    assert d[57, 1] - d[51, 1] < d24[57, 1] - d24[51, 1] - 1
+    assert abs(d[66, 1] - d[62, 1]) < 0.5 and d[48, 0] > 0.5 and d[54, 0] < -0.5
 
 
 def _au_box(lm: np.ndarray, au: int) -> np.ndarray:
@@ -185,7 +191,7 @@ def _au_box(lm: np.ndarray, au: int) -> np.ndarray:
     rules = {1: ((21, 22), -1 / 2), 2: ((18, 25), -1 / 3), 4: ((19, 24), 1 / 3), 5: ((37, 44), 0), 6: ((41, 46), 1),
              7: ((38, 43), 0), 9: ((32, 34), -1 / 2), 10: ((61, 63), 0), 12: ((48, 54), 0), 14: ((48, 54), 0),
              15: ((48, 54), 0), 17: ((56, 58), 1 / 2), 20: ((48, 54), 0), 23: ((51, 57), 0), 24: ((51, 57), 0),
-             25: ((51, 57), 0), 26: ((56, 58), 1 / 2)}
+             25: ((51, 57), 0), 26: ((56, 58), 1 / 2), 28: ((51, 57), 0)}
     pts, off = rules[au]
     r = abs(lm[39, 0] - lm[42, 0])
     yy, xx = np.mgrid[0:112, 0:112] + 0.5
@@ -341,3 +347,73 @@ def test_landmarks_match_the_drawn_face_under_head_pose(pose):
         assert g[int(y), int(x)] < 40, (eye, g[int(y), int(x)])
     x, y = lm[0, 30]  # nose tip is skin, not background
     assert abs(g[int(y), int(x)] - g.mean()) < 80
+
+
+# -- generator v2: AU28, the amfed preset, appearance cues that survive at 64 px ----------------------------
+PAPER_AUS = (1, 2, 4, 6, 7, 9, 12, 15, 17, 24, 25, 28)  # the CNN study's Table I
+
+
+def test_au28_hides_the_red_of_the_lips():
+    """Lip suck (AU28): the lips roll in, so much less red lip shows than on the neutral face (RGB)."""
+    img, lm = _one_au(28, channels=3)
+    box = _au_box(lm[0], 28)
+    red = img[..., 0].astype(float) - img[..., 2]  # (2, H, W) R - B
+    assert red[1][box].mean() < red[0][box].mean() - 3, (red[0][box].mean(), red[1][box].mean())
+    grey, _ = _one_au(28)
+    assert np.percentile(grey[1, ..., 0][box], 5) < np.percentile(grey[0, ..., 0][box], 5) - 8  # dark pressed line
+
+
+def test_amfed_preset_codes_the_cnn_studys_12_aus():
+    p = PRESETS["amfed"]
+    ds = generate(SynthConfig(preset="amfed", n_subjects=120, sequences_per_subject=8, frames_per_sequence=4,
+                              image_size=32, seed=3))
+    assert ds.aus == list(PAPER_AUS) and 28 in AU_UNION
+    y, _ = ds.au_matrix()
+    rates = y.mean(0)
+    assert np.abs(rates - np.array(p.rates)).max() < 0.05, np.round(rates - np.array(p.rates), 3)
+    j = {a: i for i, a in enumerate(PAPER_AUS)}
+    on28 = y[:, j[28]] == 1
+    assert y[on28, j[25]].mean() < 0.5 * rates[j[25]]  # lips sucked in are not parted
+    assert y[on28, j[24]].mean() > 1.5 * rates[j[24]]  # ... and go with pressing
+    assert y[y[:, j[6]] == 1, j[12]].mean() > 0.6  # BP4D's structure where the preset has no own table
+
+
+GEOMETRY_ONLY = (25, 26)  # the mouth opening is drawn from the landmarks themselves
+
+
+def test_appearance_cues_survive_at_64px():
+    """Generator v2: with the landmarks of the neutral face, an AU just above the occurrence threshold
+    (intensity 2) still changes its EAC-Net region by >= 1.5 grey levels on average at 64 px, for every AU with an
+    appearance cue (version 1: 0.2-2.1, most below 1; a small CNN could not see them)."""
+    from aulib.data.synthetic import _frame_params
+    from aulib.data.synthetic.face import deform
+    from aulib.data.synthetic.render import Renderer
+    from aulib.data.synthetic.video import sample_identity, sample_sequence_nuisance
+
+    S = 64
+    ren = Renderer(S, 1)
+    nuis = sample_sequence_nuisance(np.random.default_rng(0), 2, pose_jitter=0, nuisance=0)
+    weak = {}
+    for au in AU_UNION:
+        if au in GEOMETRY_ONLY:
+            continue
+        change = []
+        for seed in range(6):
+            ident = sample_identity(np.random.default_rng(seed), quirk_rate=0.0)
+            v = np.zeros((2, len(AU_UNION)), np.float32)
+            v[1, AU_UNION.index(au)] = 2.0
+            fp = _frame_params(ident, nuis, v, SynthConfig())
+            fp["lm"] = deform(fp["shape"], np.zeros_like(v), fp["blink"])  # same geometry for both
+            img, lm = ren.render(fp, np.random.default_rng(0))
+            box = _box64(lm[0], au, S)
+            change.append(np.abs(img[1, ..., 0].astype(float) - img[0, ..., 0])[box].mean())
+        if np.mean(change) < 1.5:
+            weak[au] = round(float(np.mean(change)), 2)
+    assert not weak, f"appearance cues too weak at 64 px (mean grey change in the AU's region): {weak}"
+
+
+def _box64(lm: np.ndarray, au: int, S: int) -> np.ndarray:
+    """_au_box's EAC-Net region on an S x S image."""
+    m = _au_box(lm * (112 / S), au)  # the rule on a 112 grid, pixel centres scaled back
+    yy, xx = (np.mgrid[0:S, 0:S] + 0.5) * (112 / S)
+    return m[np.clip(yy.astype(int), 0, 111), np.clip(xx.astype(int), 0, 111)]

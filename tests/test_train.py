@@ -101,7 +101,8 @@ def test_resume_equals_uninterrupted_run(tmp_path):
 
     for k, v in _state(full).items():
         torch.testing.assert_close(again.state_dict()[k], v, rtol=0, atol=0, msg=k)
-    pd.testing.assert_frame_equal(h_res.drop(columns="time"), h_full.drop(columns="time"))
+    timing = ["time", "data_time"]  # wall clock; everything else must match exactly
+    pd.testing.assert_frame_equal(h_res.drop(columns=timing), h_full.drop(columns=timing))
 
 
 def test_resume_epochs_1_then_2(tmp_path):
@@ -264,3 +265,25 @@ def test_cuda_amp_training_runs(amp_dtype):
     assert seen["autocast"] and seen["dtype"] == (torch.bfloat16 if amp_dtype == "bf16" else torch.float16)
     assert next(m.parameters()).device.type == "cuda" and next(m.parameters()).dtype == torch.float32
     assert h["loss"].iloc[-1] < h["loss"].iloc[0]
+
+
+def test_history_counts_images_and_data_wait():
+    import time as _time
+
+    class SlowLoader:
+        """Two batches of 5 and 3 samples, each taking 50 ms to produce."""
+
+        def __iter__(self):
+            for n in (5, 3):
+                _time.sleep(0.05)
+                yield {"image": torch.zeros(n, 1, 96, 96), "labels": torch.zeros(n, 2), "valid": torch.ones(n, 2, dtype=torch.bool)}
+
+        def __len__(self):
+            return 2
+
+    from aulib.methods.supervised import Supervised, SupervisedConfig
+
+    model = Supervised(SupervisedConfig(backbone="baseline_cnn", num_aus=2, in_chans=1))
+    h = fit(model, SlowLoader(), TrainConfig(epochs=1, lr=1e-3, progress=False, device="cpu"))
+    assert h["images"].iloc[0] == 8
+    assert 0.1 <= h["data_time"].iloc[0] <= h["time"].iloc[0]

@@ -1,4 +1,5 @@
-"""``python -m aulib.bench [names...] [--device cpu|cuda|auto] [--quick] [--out DIR] [--key value ...]``."""
+"""``python -m aulib.bench [names...] [--device cpu|cuda|auto] [--quick] [--out DIR] [--key value ...]``;
+``python -m aulib.bench --profile gpu --steps N [--batch B]``: every method's step at the profile's sizes."""
 
 from __future__ import annotations
 
@@ -27,7 +28,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes (CPU-friendly)")
     p.add_argument("--out", default=None, help="folder to save each table as <name>.csv")
     p.add_argument("--keep-going", action="store_true", help="report a failing benchmark and go on")
-    args, extra = p.parse_known_args(argv)
+    p.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default=None,
+                   help="paper_scale: the profile whose sizes each method's step runs at (alone: runs paper_scale)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    k = next((i for i, t in enumerate(argv) if t.startswith("-")), len(argv))
+    if any(t in ("-h", "--help") for t in argv):
+        p.parse_args(["--help"])
+    # names first, then options: a pass-through option's value (--steps 1) must never be taken for a name
+    opts = argparse.ArgumentParser(add_help=False)
+    for a in p._actions:
+        if a.option_strings and a.dest != "help":
+            opts._add_action(a)
+    args, extra = opts.parse_known_args(argv[k:])
+    args.names = argv[:k]
     i = 0
     while i < len(extra):  # pass-through options: --key value or --flag
         tok = extra[i]
@@ -56,7 +69,9 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("--device cuda asked but CUDA is not available", file=sys.stderr)
         return 2
-    names = args.names or list_benchmarks()
+    # --profile without names: each method's training step at that profile's sizes (aulib/bench/paper_scale.py)
+    names = args.names or (["paper_scale"] if getattr(args, "profile", None) else
+                           [n for n in list_benchmarks() if n != "paper_scale"])
     failed = 0
     for name in names:
         mod = load_benchmark(name)

@@ -45,8 +45,9 @@ FORMAT_VERSION = 1
 UNKNOWN = 9  # occurrence code for "not coded" (BP4D's convention)
 N_LANDMARKS = 68
 
-# The union of the five papers' AUs; the synthetic generator animates all of them.
-AU_UNION: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26)
+# The union of the five papers' AUs (AU28, lip suck, from the CNN study's Table I); the synthetic generator
+# animates all of them. New AUs go at the end so that older positions keep their meaning.
+AU_UNION: tuple[int, ...] = (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 24, 25, 26, 28)
 # Every FACS action unit code a converter may meet (main codes 1-28 plus head/eye codes 43-46, 51-58, 61-64).
 FACS_CODES: frozenset[int] = frozenset([*range(1, 29), 38, 39, 41, 42, 43, 44, 45, 46, *range(51, 59), *range(61, 65)])
 # AffectNet-style emotion classes used by EmoCo (AffectNet's own codes 0-6 in this order).

@@ -155,3 +155,35 @@ def per_au_table(y, p, valid=None, aus: Sequence | None = None, threshold: float
     for i, (name, value) in enumerate(columns.items()):
         df.insert(i, name, value)
     return df
+
+
+def action_conditional_scores(y, p, valid=None, threshold: float = 0.5) -> dict[str, float]:
+    """Action-conditional precision, recall and F1 (Tirupattur et al., CVPR 2021, "Modeling multi-label action
+    dependencies", Sec. 5; the "dependency F1-score [65]" of AUNet's Table X), for co-occurrence (t = 0).
+
+    For every ordered pair (i, j), i != j, restricted to the frames where AU j is present in the labels:
+    P(i|j) = TP_i / (TP_i + FP_i) (0 if AU i is never predicted there), R(i|j) = TP_i / (TP_i + FN_i); a pair
+    counts only if AU i has a positive label in those frames. P_AC and R_AC are the means over the counted pairs
+    and F1_AC = 2 P_AC R_AC / (P_AC + R_AC) (the F1 of the means, as the authors' code does). Unknown labels
+    (``valid`` False) drop a frame from the conditioning set of j, or from the counts of i. ``nan`` when no pair
+    counts. Returns {"precision", "recall", "f1", "pairs"}."""
+    t, q, v = _prep(y, p, valid, threshold)
+    prec, rec = [], []
+    for j in range(t.shape[1]):
+        given = t[:, j] & v[:, j]                                    # frames where AU j is present
+        for i in range(t.shape[1]):
+            m = given & v[:, i]
+            tp, fp, fn = (t[m, i] & q[m, i]).sum(), (~t[m, i] & q[m, i]).sum(), (t[m, i] & ~q[m, i]).sum()
+            if i == j or tp + fn == 0:
+                continue
+            prec.append(tp / (tp + fp) if tp + fp else 0.0)
+            rec.append(tp / (tp + fn))
+    if not prec:
+        return {"precision": float("nan"), "recall": float("nan"), "f1": float("nan"), "pairs": 0}
+    pr, re = float(np.mean(prec)), float(np.mean(rec))
+    return {"precision": pr, "recall": re, "f1": 2 * pr * re / (pr + re) if pr + re else 0.0, "pairs": len(prec)}
+
+
+def action_conditional_f1(y, p, valid=None, threshold: float = 0.5) -> float:
+    """F1_AC of :func:`action_conditional_scores`: AUNet's Table X "dependency F1-score"."""
+    return action_conditional_scores(y, p, valid, threshold)["f1"]

@@ -12,7 +12,7 @@ Linear probe (RRL, EmoCo)::
 The encoder is frozen and put in eval mode; features are extracted once under ``no_grad`` (``feature_fn(encoder,
 images)`` when the encoder's ``forward`` is not the representation), then a head is trained on the cached
 features with BCE per AU over the known labels: ``"linear"`` = ``Linear(D, K)``; ``"bn_linear"`` =
-``BatchNorm1d(D, affine=False)`` + ``Linear(D, K, bias=False)`` (RRL's linear evaluation).
+``BatchNorm1d(D)`` + ``Linear(D, K, bias=False)`` (RRL's linear evaluation; the BatchNorm's shift is the offset).
 
 Fine-tuning (the CNN study, TRA-Net-like supervised baselines)::
 
@@ -75,7 +75,7 @@ def extract_features(encoder: nn.Module, loader: Iterable, device: str | torch.d
 class ProbeConfig:
     """Head training on cached features."""
 
-    head: str = "linear"  # linear | bn_linear (BatchNorm1d + Linear without bias, RRL)
+    head: str = "linear"  # linear | bn_linear (BatchNorm1d with its affine shift + Linear without bias, RRL)
     epochs: int = 100
     lr: float = 1e-3
     optimizer: str = "adam"  # adam | adamw | sgd

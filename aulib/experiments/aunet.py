@@ -45,6 +45,7 @@ from aulib.data.stats import correlation
 from aulib.eval.baselines import ALWAYS_PRESENT
 from aulib.eval.claims import Claim, judge, per_unit, verdict_counts
 from aulib.eval.crossval import Variant, run_folds, scores, tidy
+from aulib.eval.metrics import action_conditional_f1
 from aulib.methods.aunet import (
     VARIANTS,
     AUNetConfig,
@@ -167,17 +168,49 @@ def head_train_config(cfg: AUNetConfig, **kw) -> TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------- 1. the FAN
+FAN_SETTINGS = ("image_size", "fan_width", "fan_depth", "fan_pool", "fan_epochs", "fan_lr", "fan_batch_size",
+                "fan_sigma", "fan_fg_weight", "fan_augment")
+
+
+def fan_cache_key(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig) -> tuple[str, dict]:
+    """(short hash, settings dict) naming a trained FAN: the FAN settings of ``cfg`` and the identity of its
+    training data (dataset name, the rows' frame table and landmarks, a sample of their pixels)."""
+    import hashlib
+    import json
+
+    rows = np.asarray(rows)
+    h = hashlib.sha1()
+    h.update(json.dumps(ds.meta.to_json(), sort_keys=True, default=str).encode())
+    h.update(ds.frames.iloc[rows].to_csv(index=False).encode())
+    h.update(np.ascontiguousarray(ds.landmarks[rows], dtype=np.float32).tobytes())
+    for r in rows[np.linspace(0, len(rows) - 1, min(len(rows), 8)).astype(int)] if len(rows) else []:
+        h.update(np.ascontiguousarray(ds.image(int(r))).tobytes())
+    settings = {k: getattr(cfg, k) for k in FAN_SETTINGS} | {"data": h.hexdigest()[:16], "n_rows": len(rows)}
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return key, settings
+
+
 def pretrain_fan(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, out_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True) -> tuple[FAN, pd.DataFrame]:
     """Train aulib's own FAN on ground-truth landmark heatmaps of ``rows`` (synthetic faces), save it to
-    ``out_dir/fan.pt`` (history in ``fan_history.csv``) and return it frozen with the training history. If both
-    files exist they are loaded instead (strictly; a mismatch names the keys)."""
+    ``out_dir/fan_<key>.pt`` (history ``fan_<key>_history.csv``, settings ``fan_<key>.json``) and return it frozen
+    with the training history. The key (:func:`fan_cache_key`) hashes the FAN settings and the training data, so
+    a FAN trained with other settings or data is never reused (nor overwritten): it is retrained under its own
+    key. A cached FAN whose stored settings differ from the key's (a corrupt cache) raises."""
+    import json
+
     fan = build_fan(cfg)
-    path = Path(out_dir) / "fan.pt" if out_dir is not None else None
-    hist_path = Path(out_dir) / "fan_history.csv" if out_dir is not None else None
-    if path is not None and path.is_file() and hist_path.is_file():
-        load_fan_weights(fan, path)
-        return freeze(fan), pd.read_csv(hist_path)
+    path = hist_path = None
+    if out_dir is not None:
+        key, settings = fan_cache_key(ds, rows, cfg)
+        path, hist_path = Path(out_dir) / f"fan_{key}.pt", Path(out_dir) / f"fan_{key}_history.csv"
+        meta_path = Path(out_dir) / f"fan_{key}.json"
+        if path.is_file() and hist_path.is_file() and meta_path.is_file():
+            stored = json.loads(meta_path.read_text())
+            if stored != json.loads(json.dumps(settings)):
+                raise ValueError(f"{meta_path} holds settings {stored}, not the {settings} its name stands for")
+            load_fan_weights(fan, path)
+            return freeze(fan), pd.read_csv(hist_path)
     transform = None
     if cfg.fan_augment:  # pose variety (the real FAN saw large poses); landmarks follow, flips swap L/R indices
         from aulib.data.transforms import geometric
@@ -192,6 +225,7 @@ def pretrain_fan(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, out_d
     if path is not None:
         atomic_torch_save(fan.state_dict(), path)
         hist.to_csv(hist_path, index=False)
+        meta_path.write_text(json.dumps(settings, sort_keys=True, indent=1))
     return freeze(fan), hist
 
 
@@ -207,11 +241,12 @@ def fan_training_data(P: dict, ds: CanonicalDataset, data_root: str | None, seed
 
 def load_or_train_fan(cfg: AUNetConfig, P: dict, ds: CanonicalDataset, data_root: str | None = None, seed: int = 0,
                       out_dir: str | Path | None = None, device: str = "auto") -> tuple[FAN, pd.DataFrame]:
-    """Stage 1: the public checkpoint ``cfg.fan_weights`` (non-strict; the load report is printed), else aulib's
-    FAN trained by :func:`pretrain_fan`; frozen. Returns (fan, training history; empty when loaded)."""
+    """Stage 1: the public checkpoint ``cfg.fan_weights`` (loaded strictly unless ``cfg.fan_strict`` is False, which
+    ignores extra keys with a one-line warning; the load report is printed), else aulib's FAN trained by
+    :func:`pretrain_fan`; frozen. Returns (fan, training history; empty when loaded)."""
     fan = build_fan(cfg)
     if cfg.fan_weights is not None:
-        print(load_fan_weights(fan, cfg.fan_weights, strict=False))
+        print(load_fan_weights(fan, cfg.fan_weights, strict=cfg.fan_strict))
         return freeze(fan), pd.DataFrame()
     fan_ds = fan_training_data(P, ds, data_root, seed)
     return pretrain_fan(fan_ds, np.arange(len(fan_ds)), cfg, out_dir=out_dir, device=str(device), progress=False)
@@ -448,20 +483,11 @@ def adjacency_l2(pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None 
     return float(np.linalg.norm(a - b) / a.shape[0])
 
 
-def dependency_f1(pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None,
-                  threshold: float = 0.1) -> float:
-    """Table X 'dependency F1' (aulib's reading of [65]): AU pairs i<j whose correlation exceeds
-    ``threshold`` in magnitude are dependency edges with a sign (+/-); F1 of the predictions' signed edges
-    against the labels' signed edges."""
-    a, b = adjacency(pred, valid), adjacency(labels, valid)
-    iu = np.triu_indices(a.shape[0], 1)
-    ep = np.sign(a[iu]) * (np.abs(a[iu]) > threshold)
-    eg = np.sign(b[iu]) * (np.abs(b[iu]) > threshold)
-    tp = float(((ep == eg) & (eg != 0)).sum())
-    n_pred, n_true = float((ep != 0).sum()), float((eg != 0).sum())
-    if n_pred == 0 and n_true == 0:
-        return 1.0
-    return 0.0 if tp == 0 else 2 * tp / (n_pred + n_true)
+def dependency_f1(pred: np.ndarray, labels: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Table X 'dependency F1-score' [65]: the action-conditional F1 of Tirupattur et al. (CVPR 2021), the F1 of
+    AU i's detection on the frames where AU j is present, averaged over AU pairs
+    (:func:`aulib.eval.metrics.action_conditional_f1`); pred, labels binary (N, K)."""
+    return action_conditional_f1(labels, pred, valid)
 
 
 def switches_per_100_frames(ds: CanonicalDataset, rows: np.ndarray, binary: np.ndarray) -> np.ndarray:

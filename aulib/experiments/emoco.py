@@ -40,7 +40,9 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from aulib import profiles
 from aulib.data.dataset import FrameDataset
+from aulib.data.loader import make_loader
 from aulib.data.schema import EMOTIONS, open_dataset
+from aulib.data.stream import FaceStream
 from aulib.data.synthetic import SynthConfig, generate
 from aulib.eval.baselines import ALWAYS_PRESENT, SUPERVISED, UNTRAINED
 from aulib.eval.claims import Claim, judge
@@ -183,7 +185,16 @@ class EmoCoData:
     channels: int
 
 
-def _as_tensors(ds, channels: int):
+def _as_tensors(ds, channels: int, compact: bool = False):
+    """(images (N, C, H, W), labels (N, K), valid (N, K)); ``compact``: images stay the dataset's uint8 (a view,
+    no copy; gpu profile), converted to float per batch by :class:`_Rows`."""
+    if compact and ds.meta.storage == "packed" and ds.meta.channels == channels:
+        labels, valid = ds.au_matrix()
+        img = torch.from_numpy(np.asarray(ds.images)).permute(0, 3, 1, 2)  # (M, C, H, W) uint8 view
+        idx = ds.frames["image"].to_numpy()
+        if not np.array_equal(idx, np.arange(len(img))):
+            img = img[torch.from_numpy(idx)]  # frames in another order: one uint8 copy
+        return img, torch.as_tensor(labels, dtype=torch.float32), torch.as_tensor(valid)
     fd = FrameDataset(ds, channels=channels)
     b = default_collate([fd[i] for i in range(len(fd))])
     return b["image"], b["labels"], b["valid"]
@@ -193,7 +204,10 @@ def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> EmoCoData
     """The synthetic AffectNet-like pretraining set (or the canonical dataset at ``data_root``) and the
     BP4D-, DISFA- and GFT-like AU sets of ``P["au_sets"]``, loaded once into memory."""
     S, C = P["image_size"], P["channels"]
-    if data_root is None:
+    if data_root is None and P.get("stream"):  # gpu profile: drawn on the fly in the loader's workers
+        pre = FaceStream("affectnet", n=P["pretrain_subjects"], image_size=S, channels=C, seed=seed,
+                         block=P["batch_size"])
+    elif data_root is None:
         pre = generate(SynthConfig(preset="affectnet", n_subjects=P["pretrain_subjects"], image_size=S, channels=C,
                                    seed=seed))
     else:
@@ -201,7 +215,8 @@ def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> EmoCoData
         C = pre.meta.channels
     au_sets = {name: generate(SynthConfig(preset=name, image_size=S, channels=C, seed=seed + 1 + i, **sizes))
                for i, (name, sizes) in enumerate(P["au_sets"].items())}
-    return EmoCoData(pre, au_sets, {n: _as_tensors(ds, C) for n, ds in au_sets.items()}, S, C)
+    return EmoCoData(pre, au_sets, {n: _as_tensors(ds, C, bool(P.get("compact"))) for n, ds in au_sets.items()},
+                     S, C)
 
 
 def data_summary(data: EmoCoData) -> pd.DataFrame:
@@ -339,8 +354,12 @@ def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto") -> t
     """Pretrain every run of :func:`pretrain_runs` on the emotion-labelled faces (AU labels never read); returns
     the models (CPU, eval mode) and their histories (column ``run``, ``seconds``)."""
     augment = mocov2_augmentation(data.image_size, data.channels, blur=P["blur"], crop_scale=P["crop_scale"])
-    loader = DataLoader(TwoViews.from_canonical(data.pretrain, transform=augment), batch_size=P["batch_size"],
-                        shuffle=True, drop_last=True, num_workers=0)
+    if isinstance(data.pretrain, FaceStream):
+        data.pretrain.item = _TwoViewItem(augment)
+        loader = make_loader(data.pretrain, P["batch_size"], num_workers=P.get("num_workers", 0), drop_last=True)
+    else:
+        loader = DataLoader(TwoViews.from_canonical(data.pretrain, transform=augment), batch_size=P["batch_size"],
+                            shuffle=True, drop_last=True, num_workers=0)
     cfg = pretrain_config(P, seed, device)
     models, histories = {}, []
     for name, mcfg in tqdm(pretrain_runs(P, data.channels).items(), desc="pretraining"):
@@ -373,6 +392,31 @@ def emotion_loss_vs_prior(history: pd.DataFrame, data: EmoCoData) -> pd.DataFram
                          "class-prior entropy": entropy, "log C": np.log(len(EMOTIONS))}).round(3).reset_index()
 
 
+class _TwoViewItem:
+    """A streamed face -> ``{"q", "k", "emotion"}`` as TwoViews gives it (picklable, for loader workers)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, face: dict) -> dict:
+        img = torch.from_numpy(face["image"]).permute(2, 0, 1).float() / 255  # (C, H, W)
+        return {"q": self.transform(img), "k": self.transform(img), "emotion": torch.tensor(face["emotion"])}
+
+
+class _Rows(torch.utils.data.Dataset):
+    """(image float (C, H, W) in [0, 1], labels, valid) of ``rows``, read from uint8 images per item (no copy)."""
+
+    def __init__(self, x, y, v, rows):
+        self.x, self.y, self.v, self.rows = x, y, v, torch.as_tensor(np.asarray(rows), dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        r = self.rows[i]
+        return self.x[r].float() / 255, self.y[r], self.v[r]
+
+
 # --- evaluation: linear probe and finetuning through run_folds -----------------------------------------------
 class _Evaluator:
     """The two protocols and the supervised reference on one AU set; caches what both experiments share."""
@@ -387,9 +431,13 @@ class _Evaluator:
         x, y, v = self.data.tensors[name]
         g = torch.Generator().manual_seed(shuffle_seed)
         bs = self.P["finetune_batch"]
-        tr = DataLoader(TensorDataset(x[train_rows], y[train_rows], v[train_rows]), batch_size=bs, shuffle=True,
-                        generator=g)
-        te = DataLoader(TensorDataset(x[test_rows], y[test_rows], v[test_rows]), batch_size=bs, shuffle=False)
+        if x.dtype == torch.uint8:  # compact (gpu profile): no per-fold copy
+            tr = DataLoader(_Rows(x, y, v, train_rows), batch_size=bs, shuffle=True, generator=g)
+            te = DataLoader(_Rows(x, y, v, test_rows), batch_size=bs, shuffle=False)
+        else:
+            tr = DataLoader(TensorDataset(x[train_rows], y[train_rows], v[train_rows]), batch_size=bs, shuffle=True,
+                            generator=g)
+            te = DataLoader(TensorDataset(x[test_rows], y[test_rows], v[test_rows]), batch_size=bs, shuffle=False)
         return tr, te, y[train_rows], v[train_rows]
 
     def untrained(self, seed: int) -> nn.Module:

@@ -118,3 +118,17 @@ def ladder(ds, cfg: LadderConfig | None = None, k: int = 3, folds=None, seeds=(0
     results = run_folds(ds, variants, k=k, folds=folds, seeds=seeds, experiment=experiment, progress=progress)
     results.attrs["history"] = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     return results
+
+
+def ladders(datasets, cfg: LadderConfig | None = None, k: int = 3, folds=None, seeds=(0,), device: str = "auto",
+            progress: bool = True) -> pd.DataFrame:
+    """:func:`ladder` on each dataset of an iterable (e.g. one per preset), concatenated; the CNN histories of
+    all of them are in ``results.attrs["history"]`` (with a ``dataset`` column)."""
+    parts, histories = [], []
+    for ds in datasets:
+        r = ladder(ds, cfg, k=k, folds=folds, seeds=seeds, device=device, progress=progress)
+        histories.append(r.attrs.pop("history").assign(dataset=ds.meta.name))
+        parts.append(r)
+    results = pd.concat(parts, ignore_index=True)
+    results.attrs["history"] = pd.concat(histories, ignore_index=True)
+    return results

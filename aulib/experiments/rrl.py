@@ -3,19 +3,21 @@ that runs every row through :func:`aulib.eval.crossval.run_folds`, and the claim
 
 Protocol (read from a profile's ``rrl`` section, :func:`settings`): every row of Tables 3 and 4 is one
 :class:`aulib.methods.rrl.RRLConfig` (:data:`ABLATIONS`), pretrained from scratch per seed on an *unlabelled*
-set, then probed with RRL's linear evaluation (frozen f, BatchNorm1d + bias-free Linear, BCE per AU) on each
-subject-exclusive fold of the BP4D-like set; on the DISFA-like set the full RRL (K = 8 maps, DISFA's M).
+set, then probed with RRL's linear evaluation (frozen f, BatchNorm1d + bias-free Linear, plain BCE per AU, Sec. 3)
+on each subject-exclusive fold of the BP4D-like set; on the DISFA-like set the full RRL (K = 8 maps, DISFA's M).
+The rows with the relation term are pretrained once per (fold, seed): their M is counted on that fold's training
+labels only (:func:`relation_matrix`), so no test label reaches the encoder.
 Beside them, on the same (dataset, fold, seed) units:
 
 ``untrained encoder`` (role ``baseline``)  the same f with random weights, through the same probe;
 ``supervised`` (role ``reference``)        the same f plus the same BN + Linear head, trained end to end on the
-                                           training fold's labels with masked BCE (:class:`Supervised`,
+                                           training fold's labels with plain masked BCE (:class:`Supervised`,
                                            :func:`aulib.train.fit`), then scored like the probes;
 ``always present``, ``prior``              added by ``run_folds``.
 
     P = settings("cpu"); data = make_data(P)
-    M = relation_matrices(data)
-    run = run_linear_protocol(P, data, M)        # run.results (tidy), run.history, run.supervised_history
+    M = relation_matrices(data)                  # fold 1's M, for the figure (the driver counts M per fold)
+    run = run_linear_protocol(P, data)           # run.results (tidy), run.history, run.supervised_history
     claims = judge_claims(run.results)           # Table 3, Table 4, "RRL beats the untrained encoder"
 
 Roles: ``global+local+corr`` (RRL) is ``method``; every other Table 3 / Table 4 row is ``ablation``.
@@ -37,13 +39,14 @@ from aulib import profiles
 from aulib.data import open_dataset
 from aulib.data.dataset import FrameDataset
 from aulib.data.folds import fold_split
+from aulib.data.loader import make_loader
 from aulib.data.stats import REFERENCE, cooccurrence
+from aulib.data.stream import FaceStream
 from aulib.data.synthetic import SynthConfig, generate
 from aulib.eval.baselines import SUPERVISED, UNTRAINED
 from aulib.eval.claims import Claim, judge
 from aulib.eval.crossval import Variant, run_folds, scores, tidy
 from aulib.eval.protocols import ProbeConfig, extract_features, predict, predict_head, train_head
-from aulib.losses.masked_bce import balanced_pos_weight
 from aulib.methods.rrl import (
     RRL,
     VIEW1,
@@ -190,7 +193,11 @@ def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> Data:
     dataset folder."""
     size = P["method"]["image_size"]
     pre_kw = dict(P["pretrain_data"])
-    pretrain_set = generate(SynthConfig(preset=pre_kw.pop("preset"), image_size=size, channels=3, **pre_kw))
+    if P.get("stream"):  # gpu profile: faces drawn on the fly in the loader's workers (aulib.data.stream)
+        pretrain_set = FaceStream(pre_kw["preset"], n=_frames(pre_kw), image_size=size, channels=3,
+                                  seed=pre_kw.get("seed", 0), block=P["method"]["batch_size"])
+    else:
+        pretrain_set = generate(SynthConfig(preset=pre_kw.pop("preset"), image_size=size, channels=3, **pre_kw))
     bp4d = (open_dataset(data_root) if data_root is not None else
             generate(SynthConfig(preset="bp4d", image_size=size, channels=3, seed=seed, **P["bp4d_data"])))
     disfa = generate(SynthConfig(preset="disfa", image_size=size, channels=3, seed=seed, **P["disfa_data"]))
@@ -213,7 +220,7 @@ def relation_matrix(ds, rows: np.ndarray | None = None, aus: Sequence[int] | Non
 
 def relation_matrices(data: Data, fold: int = 1) -> dict[str, np.ndarray]:
     """M of each downstream set, counted on the training subjects of ``fold`` (as the paper counts it on its
-    training set)."""
+    training set): what the figure shows; :func:`run_linear_protocol` counts M on each fold's own training rows."""
     return {name: relation_matrix(ds, fold_split(ds, fold)[0]) for name, ds in ((BP4D, data.bp4d),
                                                                                  (DISFA, data.disfa))}
 
@@ -228,9 +235,34 @@ def relation_gap(M: dict[str, np.ndarray]) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------- pretraining
 
 
+def _frames(d: dict) -> int:
+    return int(d["n_subjects"]) * int(d.get("sequences_per_subject", 1)) * int(d.get("frames_per_sequence", 1))
+
+
+class _StreamItem:
+    """A streamed face as FrameDataset gives it to TwoViewAugment (picklable, for the loader's workers)."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, face: dict) -> dict:
+        from torchvision import tv_tensors
+
+        img = torch.from_numpy(face["image"]).permute(2, 0, 1).float() / 255  # (C, H, W)
+        sample = {"image": tv_tensors.Image(img),
+                  "landmarks": tv_tensors.KeyPoints(torch.from_numpy(face["landmarks"]), canvas_size=img.shape[-2:])}
+        sample = self.transform(sample)
+        return {"image": sample["image"].as_subclass(torch.Tensor),
+                "landmarks": sample["landmarks"].as_subclass(torch.Tensor).float(), "row": torch.tensor(face["index"])}
+
+
 def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment: bool = True, seed: int = 0,
-                    num_workers: int = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2) -> DataLoader:
-    """Shuffled two-view loader over ``ds`` (labels are carried by FrameDataset but never read by RRL)."""
+                    num_workers: int | str = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2) -> DataLoader:
+    """Shuffled two-view loader over ``ds`` (labels are carried by FrameDataset but never read by RRL); a
+    :class:`FaceStream` is drawn in ``num_workers`` workers (``"auto"``: from the cores) and orders itself."""
+    if isinstance(ds, FaceStream):
+        ds.item, ds.block = _StreamItem(TwoViewAugment(view1, view2, augment, cfg.image_size)), cfg.batch_size
+        return make_loader(ds, batch_size=cfg.batch_size, num_workers=num_workers, drop_last=True)
     fd = FrameDataset(ds, rows, transform=TwoViewAugment(view1, view2, augment, cfg.image_size),
                       size=cfg.image_size, channels=cfg.in_chans)
     g = torch.Generator().manual_seed(seed)
@@ -240,15 +272,15 @@ def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment:
 
 def pretrain(ds, cfg: RRLConfig, relation: np.ndarray | None, epochs: int, augment: bool = True, seed: int = 0,
              rows: np.ndarray | None = None, device: str = "auto", out_dir=None, progress: bool = True,
-             num_workers: int = 0) -> tuple[RRL, pd.DataFrame]:
+             num_workers: int | str = 0, warmup_epochs: float = 0.0) -> tuple[RRL, pd.DataFrame]:
     """Self-supervised RRL pretraining on the (unlabelled) frames ``rows`` of ``ds``: AdamW,
-    lr = base_lr * BS / 256 with a cosine decay, the weight-decay and momentum schedules of the method.
-    Returns (method, per-epoch history)."""
+    lr = base_lr * BS / 256 with a cosine decay (after ``warmup_epochs`` of linear warm-up), the weight-decay
+    and momentum schedules of the method. Returns (method, per-epoch history)."""
     seed_everything(seed)
     method = RRL(cfg, relation if cfg.use_corr else None)
     loader = pretrain_loader(ds, cfg, rows, augment, seed, num_workers)
     tc = TrainConfig(epochs=epochs, optimizer="adamw", lr=cfg.lr, weight_decay=0.0, schedule="cosine", seed=seed,
-                     device=device, progress=progress)
+                     device=device, progress=progress, warmup_epochs=warmup_epochs)
     history = fit(method, loader, tc, out_dir=out_dir, resume=out_dir is not None)
     return method.cpu().eval(), history
 
@@ -275,7 +307,9 @@ def encoder_features(encoder: Encoder, ds, rows: np.ndarray | None = None, image
 
 class FrozenProbe:
     """A run_folds function: the frozen f of ``make_encoder(seed)``, features of the whole set extracted once per
-    seed, then RRL's linear evaluation (BatchNorm1d + bias-free Linear, BCE per AU) trained on each fold."""
+    seed, then RRL's linear evaluation (BatchNorm1d + bias-free Linear, plain BCE per AU) trained on each fold.
+    A ``make_encoder`` with ``per_fold = True`` (an encoder pretrained with the fold's M) is called as
+    ``make_encoder(seed, train_rows, fold)`` and its features are kept per (seed, fold)."""
 
     def __init__(self, make_encoder: Callable[[int], Encoder], ds, image_size: int, probe: dict,
                  device: str = "auto"):
@@ -284,10 +318,12 @@ class FrozenProbe:
         self._features: dict[int, tuple] = {}
 
     def __call__(self, train_rows, test_rows, fold, seed):
-        if seed not in self._features:
-            self._features[seed] = encoder_features(self.make_encoder(seed), self.ds, None, self.image_size,
-                                                    device=self.device)
-        feats, labels, valid = self._features[seed]
+        per_fold = getattr(self.make_encoder, "per_fold", False)
+        key = (seed, fold) if per_fold else seed
+        if key not in self._features:
+            enc = self.make_encoder(seed, train_rows, fold) if per_fold else self.make_encoder(seed)
+            self._features[key] = encoder_features(enc, self.ds, None, self.image_size, device=self.device)
+        feats, labels, valid = self._features[key]
         cfg = ProbeConfig(**{**self.probe, "seed": seed, "device": self.device})
         head = train_head(feats[train_rows], labels[train_rows], valid[train_rows], cfg)
         return predict_head(head, feats[test_rows])
@@ -296,7 +332,7 @@ class FrozenProbe:
 @dataclass
 class SupervisedReference:
     """A run_folds function: the same f (random init) + the probe's BN + Linear head, trained end to end on the
-    training fold's labels with masked BCE (positives weighted as in the probe), then the test frames scored."""
+    training fold's labels with plain masked BCE (as the probe), then the test frames scored."""
 
     cfg: RRLConfig
     ds: Any
@@ -312,14 +348,13 @@ class SupervisedReference:
         f = GlobalVector(build_encoder(self.cfg, seed))
         model = nn.Sequential(f, linear_head(f.num_features, len(self.ds.aus), "bn_linear"))
         labels, valid = self.ds.au_matrix()
-        pw = balanced_pos_weight(torch.as_tensor(labels[train_rows]).float(), torch.as_tensor(valid[train_rows]))
         size, ch = self.cfg.image_size, self.cfg.in_chans
         g = torch.Generator().manual_seed(seed)
         train = DataLoader(FrameDataset(self.ds, train_rows, size=size, channels=ch), batch_size=self.batch_size,
                            shuffle=True, drop_last=True, generator=g)
         tc = TrainConfig(epochs=self.epochs, optimizer="adamw", lr=self.lr, schedule="cosine", seed=seed,
                          device=self.device, progress=False)
-        hist = fit(Supervised(model=model, pos_weight=pw), train, tc, resume=False)
+        hist = fit(Supervised(model=model), train, tc, resume=False)
         self.histories.append(hist.assign(dataset=self.dataset, fold=fold, seed=seed, run=f"fold {fold} s{seed}"))
         test = DataLoader(FrameDataset(self.ds, test_rows, size=size, channels=ch), batch_size=128)
         probs, _, _ = predict(model, test, self.device, progress=False)
@@ -339,12 +374,14 @@ class Run:
 
 @dataclass
 class _Pretrained:
-    """make_encoder for FrozenProbe: pretrains one RRL row per seed, keeps its history (and the first seed's model)."""
+    """make_encoder for FrozenProbe: pretrains one RRL row per seed (per fold and seed when the row has the
+    relation term: M counted on the fold's training rows of ``labelled``), keeps its history (and the first
+    seed's model, of the first fold)."""
 
     pretrain_set: Any
     cfg: RRLConfig
     augment: bool
-    relation: np.ndarray | None
+    labelled: Any  # the downstream set whose training labels give M
     epochs: int
     device: str
     name: str
@@ -352,21 +389,33 @@ class _Pretrained:
     histories: list
     models: dict | None
     keep_seed: int
+    warmup_epochs: float = 0.0
+    num_workers: int | str = 0
 
-    def __call__(self, seed: int) -> Encoder:
-        method, hist = pretrain(self.pretrain_set, self.cfg, self.relation, epochs=self.epochs,
-                                augment=self.augment, seed=seed, device=self.device, progress=False)
-        self.histories.append(hist.assign(variant=self.name, dataset=self.dataset, seed=seed,
-                                          run=f"{self.name} s{seed}"))
-        if self.models is not None and seed == self.keep_seed:
+    @property
+    def per_fold(self) -> bool:
+        return self.cfg.use_corr
+
+    def __call__(self, seed: int, train_rows: np.ndarray | None = None, fold: int | None = None) -> Encoder:
+        relation = None
+        if self.cfg.use_corr:
+            if train_rows is None:
+                raise ValueError("a row with the relation term needs the fold's training rows to count M")
+            relation = relation_matrix(self.labelled, train_rows, aus=self.cfg.aus)  # this fold's M (Fig. 2)
+        method, hist = pretrain(self.pretrain_set, self.cfg, relation, epochs=self.epochs,
+                                augment=self.augment, seed=seed, device=self.device, progress=False,
+                                num_workers=self.num_workers, warmup_epochs=self.warmup_epochs)
+        run = f"{self.name} s{seed}" + (f" fold {fold}" if fold is not None else "")
+        self.histories.append(hist.assign(variant=self.name, dataset=self.dataset, seed=seed, fold=fold, run=run))
+        if self.models is not None and seed == self.keep_seed and self.name not in self.models:
             self.models[self.name] = method
         return method.encoder
 
 
-def run_linear_protocol(P: dict, data: Data, M: dict[str, np.ndarray], device: str = "auto",
-                        progress: bool = True) -> Run:
+def run_linear_protocol(P: dict, data: Data, device: str = "auto", progress: bool = True) -> Run:
     """Every Table 3 / 4 row (``P["variants"]``) on the BP4D-like folds and seeds, the full RRL on the DISFA-like
-    folds (``P["disfa_seeds"]``), each with the untrained encoder and the supervised reference on the same units."""
+    folds (``P["disfa_seeds"]``), each with the untrained encoder and the supervised reference on the same units.
+    Rows with the relation term are pretrained per (fold, seed) with M counted on that fold's training labels."""
     import time
 
     base = base_config(P)
@@ -383,8 +432,9 @@ def run_linear_protocol(P: dict, data: Data, M: dict[str, np.ndarray], device: s
                                                    device), role="baseline")]
         for name in names:
             cfg, augment = variant_config(cfg0, name, P["vgg_backbone"], P["vgg_kwargs"])
-            make = _Pretrained(data.pretrain, cfg, augment, M[dataset], P["epochs"], device, name, dataset,
-                               histories, models if dataset == BP4D else None, seeds[0])
+            make = _Pretrained(data.pretrain, cfg, augment, ds, P["epochs"], device, name, dataset,
+                               histories, models if dataset == BP4D else None, seeds[0],
+                               P.get("warmup_epochs", 0.0), P.get("num_workers", 0))
             variants.append(Variant(name, FrozenProbe(make, ds, size, probe, device), role=role_of(name)))
         ref = SupervisedReference(cfg0, ds, device=device, dataset=dataset, **sup)
         variants.append(Variant(SUPERVISED, ref, role="reference"))

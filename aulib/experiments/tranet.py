@@ -173,20 +173,23 @@ def label_rates(ds: CanonicalDataset) -> pd.DataFrame:
                          "region": [AU_REGION[a] for a in ds.aus]}).set_index("au")
 
 
-def _trainable(m: torch.nn.Module) -> float:
-    return sum(p.numel() for p in m.parameters() if p.requires_grad) / 1e6
+def _trainable(m: torch.nn.Module, frozen_blocks: int = 0) -> float:
+    """Trainable parameters (millions), leaving out blocks ``1..frozen_blocks`` of a TRANet as well."""
+    frozen = {id(p) for b in getattr(m, "blocks", [])[:frozen_blocks] for p in b.parameters()}
+    return sum(p.numel() for p in m.parameters() if p.requires_grad and id(p) not in frozen) / 1e6
 
 
 def model_sizes(cfg: TRANetConfig) -> pd.DataFrame:
     """Trainable parameters (millions) of every Table 2 row at this profile's size and, for the backbone alone
     and the full model, at the paper's (SE-ResNet50 at 224 px, blocks 1-2 frozen; the other rows differ from
-    TRA-Net only by switches without parameters)."""
-    full = TRANetConfig(aus=cfg.aus)
+    TRA-Net only by switches without parameters). The paper's count leaves out blocks 1-2, frozen there on
+    VGGFace2 weights (built here without weights, so counted as frozen rather than frozen in the model)."""
+    full = TRANetConfig(aus=cfg.aus, frozen_blocks=0)
     sizes = pd.DataFrame([{"variant": v, "role": role_of(v),
                            "trainable_M (this profile)": _trainable(build_model(cfg.with_variant(v)))}
                           for v in VARIANTS]).set_index("variant")
     for v in (REFERENCE, METHOD):
-        sizes.loc[v, "trainable_M (SE-ResNet50, 224)"] = _trainable(build_model(full.with_variant(v)))
+        sizes.loc[v, "trainable_M (SE-ResNet50, 224)"] = _trainable(build_model(full.with_variant(v)), 2)
     return sizes
 
 
@@ -221,7 +224,9 @@ def eval_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: TRANetConfig, batch
 
 def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: TRANetConfig, seed: int = 0,
                   device: str = "auto", progress: bool = False, out_dir=None) -> tuple[TRANetMethod, pd.DataFrame]:
-    """Train ``cfg`` on ``train_rows`` with early stopping on held-out training subjects; (method, history)."""
+    """Train ``cfg`` on ``train_rows`` with early stopping on held-out training subjects; (method, history).
+    The returned method holds the weights of the best validation epoch (restored by :func:`aulib.train.fit`,
+    ``history.attrs["restored_epoch"]``), with or without ``out_dir``; without validation frames, the last."""
     seed_everything(seed)
     fit_rows, val_rows = split_validation(ds, train_rows, cfg.val_fraction, seed, max_frames=cfg.val_max_frames)
     method = TRANetMethod(cfg)

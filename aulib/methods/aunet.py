@@ -55,6 +55,8 @@ class AUNetConfig:
     channels: int = 3
     # FAN (frozen feature extractor)
     fan_weights: str | None = None     # local public-FAN checkpoint; None -> train aulib's own (pretrain_fan)
+    fan_strict: bool = True            # False: a checkpoint's extra keys (e.g. stacks 3-4) are ignored, with a warning
+    fan_pool: str = "max"              # AUNet's FAN (official code); "avg" for face-alignment (1adrianb) checkpoints
     fan_width: int = 256
     fan_depth: int = 4
     fan_epochs: int = 30
@@ -80,7 +82,7 @@ class AUNetConfig:
     vae_lr: float = 1e-3
     vae_batch_size: int = 128
     gamma: float = 1.0                 # Eq.4
-    consistency: str = "official"      # "paper" (Eq.3 both moments) | "official" (MSE(mu) + mean(var))
+    consistency: str = "official"      # "paper" (Eq.3 both moments) | "official" (MSE(mu) + mean(std))
     align: str = "latent"              # "latent" (the paper) | "label" (aligning decoder outputs, Sec. V-E)
     # head training (AdamW 1e-4, x0.3 every 4 epochs, 12 epochs, batch 64)
     epochs: int = 12
@@ -108,8 +110,8 @@ class AUNetConfig:
 
 
 def build_fan(cfg: AUNetConfig) -> FAN:
-    """The two-stack FAN of the paper at ``cfg``'s width and hourglass depth (RGB input)."""
-    return FAN(n_stacks=2, width=cfg.fan_width, depth=cfg.fan_depth, in_chans=3)
+    """The two-stack FAN of the paper at ``cfg``'s width, hourglass depth and pooling (RGB input)."""
+    return FAN(n_stacks=2, width=cfg.fan_width, depth=cfg.fan_depth, in_chans=3, pool=cfg.fan_pool)
 
 
 # ------------------------------------------------------------------------------------------- 1. FAN pretraining

@@ -63,10 +63,14 @@ def scaled_lr(base_lr: float, batch_size: int) -> float:
 
 @dataclass
 class RRLConfig:
-    """Everything of one RRL pretraining; a profile's "rrl" section and the ablation flags map onto it."""
+    """Everything of one RRL pretraining; a profile's "rrl" section and the ablation flags map onto it.
+
+    Swin backbones are built with ``drop_path_rate=0.0``: timm's Swin defaults to stochastic depth 0.1, which
+    would also run in the EMA target network; the paper mentions none. ``backbone_kwargs`` may set it.
+    """
 
     backbone: str = "swin_t"  # registry name (swin_t, vgg16, swin_tiny_test, ...) or "vgg_tiny"
-    backbone_kwargs: dict = field(default_factory=dict)  # e.g. img_size=64 for Swin
+    backbone_kwargs: dict = field(default_factory=dict)  # e.g. img_size=64 for Swin; Swin's drop_path_rate -> 0.0
     in_chans: int = 3
     image_size: int = 224
     aus: tuple[int, ...] = BP4D_AUS  # K AU attention maps (12 on BP4D, 8 on DISFA)
@@ -156,8 +160,9 @@ def build_encoder(cfg: RRLConfig, seed: int | None = None) -> Encoder:
     if seed is not None:
         torch.manual_seed(seed)
     kw = dict(cfg.backbone_kwargs)
-    if cfg.backbone.startswith("swin") and "img_size" not in kw:
-        kw["img_size"] = cfg.image_size
+    if cfg.backbone.startswith("swin"):
+        kw.setdefault("img_size", cfg.image_size)
+        kw.setdefault("drop_path_rate", 0.0)  # no stochastic depth (timm's Swin default is 0.1); see RRLConfig
     return Encoder(build_backbone(cfg.backbone, in_chans=cfg.in_chans, **kw), cfg.local_stride)
 
 

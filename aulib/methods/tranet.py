@@ -9,8 +9,9 @@ Paper: Xia, "Upper, Middle and Lower Region Learning for Facial Action Unit Dete
 Loss (§4.1): the sum over the three branches of each branch's multi-label BCE over its own AUs (the masked mean
 BCE of :func:`aulib.losses.masked_bce.masked_bce`). The config also carries §4.1's training settings (SGD
 momentum 0.9, weight decay 1e-3, lr 1e-3, batches of 64 drawn with per-AU positive weights, 100 batches an
-epoch, early stopping after 10 epochs without gain); the protocol that uses them (loaders, early stopping on
-held-out training subjects, folds, the paper's tables and claims) lives in :mod:`aulib.experiments.tranet`.
+epoch, early stopping after 10 epochs without gain; blocks 1-2 frozen, which aulib applies only when pretrained
+``weights`` are given); the protocol that uses them (loaders, early stopping on held-out training subjects,
+folds, the paper's tables and claims) lives in :mod:`aulib.experiments.tranet`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class TRANetConfig:
     backbone: str = "seresnet50"  # any ResNet-shaped registry name; "seresnet_tiny" for smoke / cpu
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None  # local VGGFace2 SE-ResNet50 state dict (timm key names); never downloaded
+    # blocks 1-2 frozen as in the paper, but only when ``weights`` are loaded: without weights every block trains
+    # (frozen random blocks only remove capacity) and TRANet warns once that frozen_blocks was ignored
     frozen_blocks: int = 2
     image_size: int = 224
     in_chans: int = 3

@@ -5,6 +5,11 @@ parameter names below follow the public FAN checkpoint layout (``conv1, bn1, con
 ``m{i}`` hourglass, ``top_m_{i}``, ``conv_last{i}``, ``bn_end{i}``, ``l{i}`` heatmap head, ``bl{i}``/``al{i}``
 feedback), so a public state dict loads with :func:`load_fan_weights`.
 
+Pooling follows AUNet's official FAN (github jingyang2017/AU-Net ``models/FAN.py``, the code its ``2dfan2.pth``
+runs in): ``F.max_pool2d(., 2, stride=2)`` both in the stem (after ``conv2``) and in every hourglass level.
+The face-alignment package (1adrianb) switched both places to ``F.avg_pool2d`` in Jan 2018 (commit a36efd3);
+``pool="avg"`` gives that layout for its checkpoints.
+
 ``width`` scales every channel count: 256 is the published FAN (~12M parameters at 256x256 input);
 ``width=32`` is aulib's tiny variant for smoke / CPU runs. Heatmaps are at 1/4 of the input resolution.
 """
@@ -12,6 +17,7 @@ feedback), so a public state dict loads with :func:`load_fan_weights`.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,12 +61,21 @@ class ConvBlock(nn.Module):
         return torch.cat([out1, out2, out3], 1) + residual
 
 
+POOLS = {"max": F.max_pool2d, "avg": F.avg_pool2d}
+
+
+def _pool(name: str):
+    if name not in POOLS:
+        raise ValueError(f"FAN pool must be one of {', '.join(POOLS)}, got {name!r}")
+    return POOLS[name]
+
+
 class HourGlass(nn.Module):
     """Recursive hourglass of ``depth`` levels: skip branch + (pool, block, inner hourglass, block, upsample)."""
 
-    def __init__(self, depth: int, features: int):
+    def __init__(self, depth: int, features: int, pool: str = "max"):
         super().__init__()
-        self.depth = depth
+        self.depth, self.pool = depth, _pool(pool)
         for level in range(depth, 0, -1):  # names b1_<level>, b2_<level>, b3_<level>, b2_plus_1 as in FAN
             self.add_module(f"b1_{level}", ConvBlock(features, features))
             self.add_module(f"b2_{level}", ConvBlock(features, features))
@@ -70,7 +85,7 @@ class HourGlass(nn.Module):
 
     def _level(self, level: int, x: torch.Tensor) -> torch.Tensor:
         up1 = self._modules[f"b1_{level}"](x)
-        low = self._modules[f"b2_{level}"](F.avg_pool2d(x, 2, stride=2))
+        low = self._modules[f"b2_{level}"](self.pool(x, 2, stride=2))  # max pool in AUNet's FAN
         low = self._level(level - 1, low) if level > 1 else self._modules["b2_plus_1"](low)
         low = self._modules[f"b3_{level}"](low)
         return up1 + F.interpolate(low, size=up1.shape[-2:], mode="nearest")
@@ -86,15 +101,17 @@ class HourGlass(nn.Module):
 class FANOutput:
     heatmaps: list[torch.Tensor]          # per stack (B, 68, H/4, W/4)
     stem: torch.Tensor                    # F_l: (B, width, H/4, W/4), the features entering the 1st hourglass
-    hourglass: list[torch.Tensor] = field(default_factory=list)  # F_h1, F_h2: (B, width, H/4, W/4) each
+    # F_h1, F_h2: (B, width, H/4, W/4) each; F_h_i of a non-last stack is taken after its ``bl{i}`` 1x1 conv
+    hourglass: list[torch.Tensor] = field(default_factory=list)
 
 
 class FAN(nn.Module):
     """Stacked-hourglass face alignment network with ``n_stacks`` hourglasses and 68 heatmaps per stack."""
 
     def __init__(self, n_stacks: int = 2, width: int = 256, depth: int = 4, in_chans: int = 3,
-                 n_landmarks: int = N_LANDMARKS):
+                 n_landmarks: int = N_LANDMARKS, pool: str = "max"):
         super().__init__()
+        self.pool_name, self.pool = pool, _pool(pool)
         if width % 16:
             raise ValueError(f"FAN width must be a multiple of 16, got {width}")
         self.n_stacks, self.width, self.in_chans, self.n_landmarks = n_stacks, width, in_chans, n_landmarks
@@ -103,7 +120,7 @@ class FAN(nn.Module):
         self.bn1 = nn.BatchNorm2d(w4)
         self.conv2, self.conv3, self.conv4 = ConvBlock(w4, w2), ConvBlock(w2, w2), ConvBlock(w2, width)
         for i in range(n_stacks):
-            self.add_module(f"m{i}", HourGlass(depth, width))
+            self.add_module(f"m{i}", HourGlass(depth, width, pool))
             self.add_module(f"top_m_{i}", ConvBlock(width, width))
             self.add_module(f"conv_last{i}", nn.Conv2d(width, width, 1))
             self.add_module(f"bn_end{i}", nn.BatchNorm2d(width))
@@ -119,17 +136,18 @@ class FAN(nn.Module):
             else:
                 raise ValueError(f"FAN expects {self.in_chans} input channels, got {x.shape[1]}")
         x = F.relu(self.bn1(self.conv1(x)))                          # (B, w/4, H/2, W/2)
-        x = self.conv4(self.conv3(F.avg_pool2d(self.conv2(x), 2)))  # (B, w, H/4, W/4)
+        x = self.conv4(self.conv3(self.pool(self.conv2(x), 2, stride=2)))  # (B, w, H/4, W/4)
         out = FANOutput(heatmaps=[], stem=x)
         previous = x
         for i in range(self.n_stacks):
             ll = self._modules[f"top_m_{i}"](self._modules[f"m{i}"](previous))
             ll = F.relu(self._modules[f"bn_end{i}"](self._modules[f"conv_last{i}"](ll)))  # (B, w, h, w)
             hm = self._modules[f"l{i}"](ll)                                               # (B, 68, h, w)
-            out.hourglass.append(ll)
             out.heatmaps.append(hm)
             if i < self.n_stacks - 1:
-                previous = previous + self._modules[f"bl{i}"](ll) + self._modules[f"al{i}"](hm)
+                ll = self._modules[f"bl{i}"](ll)  # the official AUNet code keeps F_h_i after bl_i (FAN.py)
+                previous = previous + ll + self._modules[f"al{i}"](hm)
+            out.hourglass.append(ll)
         return out
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -138,7 +156,8 @@ class FAN(nn.Module):
 
     def au_features(self, x: torch.Tensor) -> torch.Tensor:
         """AUNet's basic AU features F (aunet.md Fig. 4a): concat(F_l, F_h1 * A, F_h2 * A), where the attention
-        A is the sum of the last stack's 68 heatmaps (implementation notes: official code layout).
+        A is the sum of the last stack's 68 heatmaps and F_h1 is taken after the ``bl0`` 1x1 conv (official code,
+        ``FAN_.forward`` in models/FAN.py).
         (B, C, H, W) -> (B, (1 + n_stacks) * width, H/4, W/4); 768 x 64 x 64 for the published FAN at 256 px."""
         o = self.forward_all(x)
         att = o.heatmaps[-1].sum(1, keepdim=True)  # (B, 1, h, w)
@@ -225,8 +244,10 @@ def load_fan_weights(model: FAN, path: str | os.PathLike, strict: bool = True) -
     under ``state_dict``/``model``, ``module.``-prefixed keys, or a TorchScript archive.
 
     Returns a :class:`LoadReport`. With ``strict`` (default) any missing, unexpected or shape-mismatched key
-    raises :class:`CheckpointMismatchError` naming them; with ``strict=False`` the fitting tensors load and the
-    report lists the rest (e.g. a 4-stack checkpoint into a 2-stack FAN leaves ``m2.*``/``m3.*`` unexpected).
+    raises :class:`CheckpointMismatchError` naming them. ``strict=False`` only tolerates unexpected keys (e.g. a
+    4-stack checkpoint into a 2-stack FAN leaves ``m2.*``/``m3.*`` unused) and says so in a one-line warning; a
+    checkpoint that does not fit the model (missing or shape-mismatched keys would leave random weights in a
+    frozen FAN) still raises.
     """
     path = Path(path)
     if not path.is_file():
@@ -244,7 +265,7 @@ def load_fan_weights(model: FAN, path: str | os.PathLike, strict: bool = True) -
     missing = [k for k in own if k not in ckpt and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in ckpt if k not in own]
     report = LoadReport(str(path), mapped, missing, unexpected, mismatched)
-    if strict and (missing or unexpected or mismatched):
+    if missing or mismatched or (strict and unexpected):
         def show(name, keys):
             return f"\n  {name} ({len(keys)}): " + ", ".join(keys[:12]) + (" ..." if len(keys) > 12 else "")
         raise CheckpointMismatchError(
@@ -252,7 +273,10 @@ def load_fan_weights(model: FAN, path: str | os.PathLike, strict: bool = True) -
             + (show("shape-mismatched", mismatched) if mismatched else "")
             + (show("missing from checkpoint", missing) if missing else "")
             + (show("unexpected in checkpoint", unexpected) if unexpected else "")
-            + "\n  (pass strict=False to load the keys that fit)")
+            + ("\n  (strict=False tolerates unexpected keys only)" if strict and not (missing or mismatched) else ""))
+    if unexpected:
+        warnings.warn(f"{report} (ignored: {', '.join(unexpected[:6])}{' ...' if len(unexpected) > 6 else ''})",
+                      stacklevel=2)
     model.load_state_dict({k: ckpt[k] for k in mapped}, strict=False)
     return report
 

@@ -18,10 +18,12 @@ def mlp(in_dim: int, hidden: int, out_dim: int, norm: bool = True, last_norm: bo
 
 
 def linear_head(in_dim: int, out_dim: int, kind: str = "linear") -> nn.Module:
-    """``"linear"``: Linear(D, K); ``"bn_linear"``: BatchNorm1d(D, affine=False) + Linear(D, K, bias=False)
-    (RRL's linear evaluation)."""
+    """``"linear"``: Linear(D, K); ``"bn_linear"``: BatchNorm1d(D) + Linear(D, K, bias=False), RRL's linear
+    evaluation ("a batch-norm layer followed by a linear fully connected layer with no bias", rrl.md Sec. 3).
+    The BatchNorm keeps its affine shift beta, so the logits carry the offset W beta: without it (affine=False)
+    every logit has mean 0 over the training features and the decision boundary cannot leave the mean."""
     if kind == "linear":
         return nn.Linear(in_dim, out_dim)
     if kind == "bn_linear":
-        return nn.Sequential(nn.BatchNorm1d(in_dim, affine=False), nn.Linear(in_dim, out_dim, bias=False))
+        return nn.Sequential(nn.BatchNorm1d(in_dim), nn.Linear(in_dim, out_dim, bias=False))
     raise ValueError(f"head kind {kind!r}; choose 'linear' or 'bn_linear'")

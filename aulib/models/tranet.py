@@ -17,6 +17,7 @@ Table 2's ablations are switches of :class:`TRANet`: ``head="global"`` (the back
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -114,6 +115,9 @@ class TRANet(nn.Module):
     exactly one region (see :func:`aulib.methods.tranet.group_aus`). centre_row: face-centre row as a fraction
     of the image height. ``head="branches"`` is TRA-Net; ``head="global"`` is Table 2's backbone-only
     baseline (pooled block-5 features -> 2 FC). ``forward(x)`` returns logits ``(B, len(aus))``.
+    frozen_blocks: how many of blocks 1-5 keep their weights and BatchNorm statistics, as the paper froze its
+    VGGFace2 blocks 1-2. Only applied when ``weights`` are loaded: freezing random blocks only removes capacity,
+    so without weights every block trains (and a one-line warning says so).
     """
 
     def __init__(self, aus: Sequence[int], regions: Mapping[str, Sequence[int]], *, backbone: str = "seresnet50",
@@ -135,6 +139,10 @@ class TRANet(nn.Module):
         if len(decoder_channels) != 3:
             raise ValueError(f"decoder_channels needs 3 widths (blocks 5, 4, 3), got {tuple(decoder_channels)}")
         self.head, self.hard_masks, self.centre_row = head, hard_masks, float(centre_row)
+        if frozen_blocks and weights is None:
+            warnings.warn(f"TRANet: frozen_blocks={frozen_blocks} ignored: no backbone weights were loaded, so "
+                          "every block trains (freezing is for pretrained blocks)", stacklevel=2)
+            frozen_blocks = 0
         self.frozen_blocks = int(frozen_blocks)
 
         net = create_backbone(backbone, in_chans=in_chans, num_classes=0, weights=weights, **(backbone_kwargs or {}))
@@ -143,8 +151,14 @@ class TRANet(nn.Module):
             raise TypeError(f"backbone {backbone!r} is not ResNet-shaped (no {', '.join(missing)}); "
                             "TRA-Net needs an SE-ResNet such as 'seresnet50' or 'seresnet_tiny'")
         self.blocks = nn.ModuleList(nn.Sequential(*[getattr(net, m) for m in stage]) for stage in _STAGES)
+        # feature widths from one forward pass in eval mode (train mode would move the BatchNorm statistics
+        # of loaded weights towards those of a zero image); each module's mode is restored afterwards
+        modes = [(m, m.training) for m in self.blocks.modules()]
+        self.blocks.eval()
         with torch.no_grad():
             widths = [f.shape[1] for f in self._encode(torch.zeros(1, in_chans, 64, 64))]
+        for m, mode in modes:
+            m.training = mode
         for block in self.blocks[: self.frozen_blocks]:  # blocks 1-2 frozen as in the paper
             block.requires_grad_(False)
 

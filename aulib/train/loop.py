@@ -12,9 +12,11 @@ What the loop gives every method:
   the method's ``parameter_groups()`` may carry their own ``lr`` / ``weight_decay``;
 * mixed precision (bf16 or fp16 autocast, a GradScaler for fp16) on CUDA only; gradient clipping;
 * a tqdm bar with the running loss; one history row per epoch (epoch, step, each loss term's mean, lr, time,
-  and whatever ``evaluate(method, epoch)`` returns), written to ``out_dir/history.csv``;
-* early stopping on a monitored metric (``cfg.monitor``, ``cfg.patience``), the best weights kept in
-  ``out_dir/best.pt`` and restored at the end (``cfg.restore_best``);
+  ``data_time`` (seconds waiting for and moving batches), ``images`` (samples seen), and whatever
+  ``evaluate(method, epoch)`` returns), written to ``out_dir/history.csv``;
+* early stopping on a monitored metric (``cfg.monitor``, ``cfg.patience``); the best epoch's weights are kept in
+  memory (a CPU copy of the state dict, and in ``out_dir/best.pt`` when there is a folder) and loaded back at
+  the end whenever validation selected a best epoch (``cfg.restore_best``), with or without ``out_dir``;
 * atomic checkpoints (``out_dir/last.pt``: model, optimiser, scheduler, scaler, epoch, step, RNG states,
   history, early-stopping state) after every epoch; a run started again with the same arguments and
   ``resume=True`` continues from it (a finished run returns its history without training);
@@ -30,6 +32,7 @@ depends on ``epochs``; resuming with a larger ``epochs`` is allowed but changes 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -96,7 +99,7 @@ class TrainConfig:
     monitor_mode: str = "max"  # max | min
     patience: int | None = None  # epochs without improvement before stopping (needs monitor)
     min_delta: float = 0.0
-    restore_best: bool = True  # load best.pt weights at the end when monitor is set
+    restore_best: bool = True  # load the best epoch's weights at the end when monitor is set (out_dir or not)
     keep_epoch_checkpoints: bool = False  # also keep epoch_<k>.pt
 
     @classmethod
@@ -290,10 +293,22 @@ class _Step(nn.Module):
 def _set_epoch(loader: Any, epoch: int) -> None:
     seen = set()
     for obj in (getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None),
-                getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+                getattr(getattr(loader, "batch_sampler", None), "sampler", None),
+                getattr(loader, "dataset", None)):  # an IterableDataset that orders itself (data.stream)
         if obj is not None and id(obj) not in seen and hasattr(obj, "set_epoch"):
             seen.add(id(obj))
             obj.set_epoch(epoch)
+
+
+def _batch_size(batch: Any) -> int:
+    """Samples in a batch: the length of its first tensor (a dict's ``image`` when there is one)."""
+    if isinstance(batch, Mapping):
+        first = batch.get("image", next(iter(batch.values()), None))
+    elif isinstance(batch, (list, tuple)):
+        first = batch[0] if batch else None
+    else:
+        return int(len(batch)) if hasattr(batch, "__len__") else 0
+    return _batch_size(first) if first is not None else 0
 
 
 def _batches(loader: Iterable, n: int | None):
@@ -380,6 +395,7 @@ def fit(
     history: list[dict] = []
     start_epoch, step = 0, 0
     best_value: float | None = None
+    best_state: dict | None = None  # CPU copy of the best epoch's state dict (restore_best)
     best_epoch: int | None = None
     bad_epochs = 0
     stopped_early = False
@@ -441,8 +457,16 @@ def fit(
         t0 = time.perf_counter()
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=not (cfg.progress and rank0), dynamic_ncols=True)
-        for batch in _batches(loader, cfg.steps_per_epoch):
+        data_time, n_images = 0.0, 0  # seconds spent waiting for (and moving) batches; images seen
+        batches = iter(_batches(loader, cfg.steps_per_epoch))
+        while True:
+            t_data = time.perf_counter()
+            batch = next(batches, None)
+            if batch is None:
+                break
             batch = to_device(batch, device)
+            data_time += time.perf_counter() - t_data
+            n_images += _batch_size(batch)
             ctx = torch.autocast(device_type="cuda", dtype=amp_dtype) if use_amp else nullcontext()
             with ctx:
                 terms = step_module(batch, step)
@@ -489,6 +513,7 @@ def fit(
         row.update({k: float(m) for k, m in zip(names, means)})
         row["lr"] = float(opt.param_groups[0]["lr"])
         row["time"] = time.perf_counter() - t0
+        row["data_time"], row["images"] = data_time, n_images
         if evaluate is not None:
             metrics = dict(evaluate(method, epoch + 1) or {})
             method.train()
@@ -507,6 +532,8 @@ def fit(
             if cfg.patience is not None and bad_epochs >= cfg.patience and epoch + 1 < cfg.epochs:
                 stopped_early = True
         history.append(row)
+        if improved and cfg.restore_best:
+            best_state = _cpu_state_dict(method)
         if out is not None and rank0:
             if improved:
                 atomic_torch_save({"model": method.state_dict(), "epoch": epoch + 1, cfg.monitor: best_value},
@@ -527,13 +554,28 @@ def fit(
             cb({"epoch": epoch + 1, "step": step, "row": row, "method": method, "history": history})
 
     method.optimizer = None
-    if cfg.monitor is not None and cfg.restore_best and out is not None and (out / BEST_NAME).is_file():
-        best = torch.load(out / BEST_NAME, map_location="cpu", weights_only=False)
-        method.load_state_dict(best["model"])
+    restored = False
+    if cfg.monitor is not None and cfg.restore_best and best_epoch is not None:
+        if best_state is None and out is not None and (out / BEST_NAME).is_file():  # best epoch before a resume
+            best_state = torch.load(out / BEST_NAME, map_location="cpu", weights_only=False)["model"]
+        if best_state is not None:
+            method.load_state_dict(best_state)
+            restored = True
     frame = pd.DataFrame(history)
     frame.attrs.update({"out_dir": str(out) if out is not None else None, "best_epoch": best_epoch,
-                        "best_value": best_value, "stopped_early": stopped_early})
+                        "best_value": best_value, "stopped_early": stopped_early,
+                        "restored_epoch": best_epoch if restored else None})
     return frame
+
+
+def _cpu_state_dict(module: nn.Module) -> dict:
+    """A deep copy of ``module.state_dict()`` on the CPU (later training steps do not change it)."""
+    sd = module.state_dict()
+    out = type(sd)((k, v.detach().to("cpu", copy=True) if torch.is_tensor(v) else copy.deepcopy(v))
+                   for k, v in sd.items())
+    if hasattr(sd, "_metadata"):  # module versions, read by load_state_dict
+        out._metadata = copy.deepcopy(sd._metadata)
+    return out
 
 
 def _check_finite(pending: list[tuple[int, torch.Tensor]], names: list[str], epoch: int, method: str) -> None:

@@ -10,6 +10,7 @@ from aulib.viz.plots import (
     au_timeseries,
     heatmap,
     per_au_bars,
+    rung_heatmap,
     save_figure,
     save_table,
     scores_vs_baselines,
@@ -17,4 +18,4 @@ from aulib.viz.plots import (
     training_curves,
 )
 
-__all__ = ["au_timeseries", "heatmap", "per_au_bars", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]
+__all__ = ["au_timeseries", "heatmap", "per_au_bars", "rung_heatmap", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]

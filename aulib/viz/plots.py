@@ -222,6 +222,32 @@ def scores_vs_baselines(results: pd.DataFrame, values: Sequence[str] = ("f1", "a
     return fig
 
 
+def rung_heatmap(results: pd.DataFrame, value: str = "auc", title: str | None = None):
+    """Per-AU ``value`` (mean over runs) of every variant of tidy ``results``: one heatmap per dataset, rows =
+    baselines first, then variants in the order they first appear (e.g. the rungs of a learnability ladder),
+    columns = AUs. The one
+    figure that says which AU each detector can see."""
+    _require(results, ["variant", "dataset", "au", value], "rung_heatmap")
+    datasets = list(dict.fromkeys(results["dataset"]))
+    tables = []
+    for ds in datasets:
+        part = results[results["dataset"] == ds]
+        t = part.groupby(["variant", "au"], observed=True)[value].mean().unstack("au")
+        first = part.sort_values("role", key=lambda r: r.ne("baseline"), kind="stable") if "role" in part else part
+        tables.append(t.loc[list(dict.fromkeys(first["variant"])), _au_sort_key(t.columns)])
+    fig, axes = plt.subplots(len(datasets), 1, squeeze=False,
+                             figsize=(0.55 * max(t.shape[1] for t in tables) + 3, 0.5 + sum(0.42 * len(t) + 0.6 for t in tables)),
+                             gridspec_kw={"height_ratios": [len(t) for t in tables]})
+    lo, hi = (0.4, 1.0) if value in ("auc", "balanced_accuracy") else (0.0, 1.0)
+    for ax, ds, t in zip(axes[:, 0], datasets, tables):
+        heatmap(t, ax=ax, title=ds, vmin=lo, vmax=hi, annot=True, cbar_label=value.upper())
+        ax.set_xlabel(""), ax.set_ylabel("")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def au_timeseries(predictions: pd.DataFrame, aus: Sequence[str] | None = None, input: str | None = None,
                   face_id: int | None = None, x: str = "timestamp", ax=None):
     """AU probabilities over time for one video, from the table of ``aulib.predict`` (one line per AU and face;

@@ -115,8 +115,11 @@ AU_DISPLACEMENT: dict[int, np.ndarray] = {
     26: _sym({67: (0, 0.09), 66: (0, 0.11), 59: (0, 0.09), 58: (0, 0.11), 57: (0, 0.115), 48: (0.01, 0.02),
               60: (0.01, 0.02), 4: (0.005, 0.04), 5: (0.01, 0.07), 6: (0.01, 0.10), 7: (0.005, 0.12),
               8: (0, 0.13), 3: (0, 0.015)}),  # jaw drop
+    # lip suck: both lips rolled into the mouth, the red parts nearly vanish into one pressed line; corners in
+    28: _sym({49: (0.01, 0.04), 50: (0, 0.07), 51: (0, 0.075), 59: (0.01, -0.05), 58: (0, -0.085), 57: (0, -0.09),
+              48: (0.03, 0.0), 60: (0.025, 0.0), 61: (0, 0.004), 62: (0, 0.004), 67: (0, -0.004), 66: (0, -0.004)}),
 }
-# Array form, AU_UNION order: (17, 68, 2)
+# Array form, AU_UNION order: (18, 68, 2)
 AU_BASIS = np.stack([AU_DISPLACEMENT[a] for a in AU_UNION]).astype(np.float32)
 
 
@@ -173,7 +176,7 @@ INNER_LIP_PAIRS = np.array([[61, 67], [62, 66], [63, 65]])
 
 
 def deform(identity_shape: np.ndarray, intensity: np.ndarray, blink: np.ndarray | None = None) -> np.ndarray:
-    """Template landmarks (B, 68, 2) of faces with AU ``intensity`` (B, 17) in AU_UNION order (0-5, may be
+    """Template landmarks (B, 68, 2) of faces with AU ``intensity`` (B, 18) in AU_UNION order (0-5, may be
     scaled by au_strength) on identity shapes (B, 68, 2); ``blink`` (B,) in [0, 1] closes the eyes."""
     # a mild saturation keeps very strong settings (au_strength > 1) anatomically plausible
     w = np.asarray(intensity, np.float32) / 5.0
@@ -209,4 +212,6 @@ AU_DESCRIPTIONS: dict[int, tuple[str, str, str]] = {
     24: ("Lip pressor", "lips pressed together", "bulges above and below the lips"),
     25: ("Lips part", "inner lips apart", "dark mouth opening with teeth"),
     26: ("Jaw drop", "jaw and lower lip down", "deeper, darker mouth cavity, longer face"),
+    28: ("Lip suck", "both lips drawn inwards (48-67): thin, pressed, little red showing",
+         "lip colour hidden, deep dark seam, taut bright skin above and below, dimpled corners"),
 }

@@ -72,6 +72,18 @@ PRESETS: dict[str, Preset] = {
                        (0.12, 0.05, 0.16, 0.24, 0.39, 0.34, 0.22, 0.03, 0.03, 0.03, 0.61, 0.09),
                        sequence_prefix="V", extra_rates={5: 0.04, 9: 0.03, 14: 0.1, 17: 0.08, 20: 0.03},
                        description="Aff-Wild2-like: 12 AUs in the wild, plausible rates"),
+    # The CNN study's data (Bishay et al., Sec. II-A): ~55K in-the-wild videos of people watching ads, of which
+    # AM-FED / AM-FED+ are the public part, coded for the 12 AUs of its Table I. The paper publishes no per-AU
+    # rates ("most of the AUs ... highly imbalanced"); these are documented plausible values for spontaneous
+    # ad viewing (mostly neutral faces, smiles and talking the commonest), not published numbers. AU28 (lip suck)
+    # is only coded here. Co-occurrence: BP4D's table for the AUs it has, then DISFA's (AU9, AU25), then the FACS
+    # priors of _PRIOR_RHO (AU9 and AU28 pairs).
+    "amfed": Preset("amfed", (1, 2, 4, 6, 7, 9, 12, 15, 17, 24, 25, 28), ("occurrence",),
+                    dict(n_subjects=82, sequences_per_subject=1, frames_per_sequence=24, image_size=112),
+                    (0.14, 0.12, 0.15, 0.25, 0.30, 0.10, 0.30, 0.12, 0.20, 0.12, 0.35, 0.10),
+                    sequence_prefix="V", extra_rates={5: 0.04, 10: 0.12, 14: 0.12, 20: 0.03, 23: 0.06, 26: 0.08},
+                    description="AM-FED+-like: the CNN study's 12 AUs (AU9, AU25, AU28 included) of people "
+                                "watching ads, plausible rates"),
     "affectnet": Preset("affectnet", AU_UNION, ("occurrence", "emotion"),
                         dict(n_subjects=3000, sequences_per_subject=1, frames_per_sequence=1, image_size=112),
                         kind="emotion",
@@ -134,7 +146,11 @@ def _nearest_correlation(r: np.ndarray, floor: float = 1e-3) -> np.ndarray:
 _PRIOR_RHO = {(1, 5): 0.35, (2, 5): 0.4, (5, 26): 0.25, (5, 25): 0.2, (20, 25): 0.35, (4, 20): 0.2, (1, 20): 0.15,
               (9, 10): 0.55, (9, 4): 0.4, (9, 7): 0.35, (9, 17): 0.2, (10, 25): 0.3, (12, 25): 0.35, (6, 25): 0.3,
               (7, 25): 0.2, (17, 25): -0.2, (23, 25): -0.2, (24, 25): -0.4, (24, 26): -0.2, (23, 26): -0.1,
-              (14, 25): 0.05, (15, 25): 0.0, (17, 26): -0.1, (10, 26): 0.15, (12, 26): 0.15, (4, 26): 0.1}
+              (14, 25): 0.05, (15, 25): 0.0, (17, 26): -0.1, (10, 26): 0.15, (12, 26): 0.15, (4, 26): 0.1,
+              # AU28 (lip suck) rolls the lips in: it goes with pressing / tightening and the chin boss, not with
+              # parted lips or a dropped jaw
+              (24, 28): 0.35, (23, 28): 0.3, (17, 28): 0.3, (15, 28): 0.15, (4, 28): 0.1, (14, 28): 0.15,
+              (25, 28): -0.45, (26, 28): -0.35, (12, 28): -0.05, (10, 28): -0.1, (9, 28): 0.0}
 
 
 @functools.cache
@@ -229,12 +245,13 @@ EMOTION_PROTOTYPES: dict[str, list[tuple[int, ...]]] = {
 }
 EMOTION_FREQ = np.array([0.22, 0.30, 0.10, 0.10, 0.08, 0.08, 0.12])  # class frequencies, EMOTIONS order
 # emotion-independent AUs: (probability, intensity range) whatever the emotion
-INDEPENDENT_AUS = {6: 0.12, 7: 0.12, 25: 0.18, 5: 0.04, 17: 0.06, 14: 0.06, 2: 0.04, 10: 0.05, 26: 0.04}
+INDEPENDENT_AUS = {6: 0.12, 7: 0.12, 25: 0.18, 5: 0.04, 17: 0.06, 14: 0.06, 2: 0.04, 10: 0.05, 26: 0.04,
+                   28: 0.03}
 
 
 def sample_emotion_sequences(rng: np.random.Generator, n_seq: int, frames: int
                              ) -> tuple[np.ndarray, np.ndarray]:
-    """(emotion int (S,), intensity float32 (S, T, 17) in AU_UNION order)."""
+    """(emotion int (S,), intensity float32 (S, T, 18) in AU_UNION order)."""
     col = {a: i for i, a in enumerate(AU_UNION)}
     emo = rng.choice(len(EMOTIONS), size=n_seq, p=EMOTION_FREQ / EMOTION_FREQ.sum())
     out = np.zeros((n_seq, frames, len(AU_UNION)), np.float32)

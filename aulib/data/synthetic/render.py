@@ -7,14 +7,25 @@ feature and each AU's appearance cue works in a fixed window of the grid (the fa
 nothing loops over pixels or faces in python. One bilinear warp then places the face in the image with its
 head pose (rotation, scale, shift, slight yaw); lighting, occluders, blur and sensor noise follow in image space.
 
-Appearance cues of the AUs (amplitude ``a`` = intensity / 5 times au_strength):
+Appearance cues of the AUs (amplitude ``a = cue_amplitude(intensity x au_strength)``, 1 at intensity 5):
 AU1/AU2 horizontal forehead wrinkles above the inner / outer brows, AU4 vertical glabellar furrows and brow
 shadow, AU5 bright upper lid (crease gone), AU6 cheek bulge, lower-lid furrow and crow's feet, AU7 lower-lid
 bulge and dark lid rim, AU9 wrinkles across the nose bridge and dark alar wings, AU10 deep upper nasolabial fold
 and shadow over the upper lip, AU12 lower nasolabial fold and cheek highlight, AU14 dimples beside the corners,
 AU15 shadow below the corners, AU17 wrinkled chin boss and deep mentolabial crease, AU20 horizontal stretch lines
 and neck cords, AU23 vertical lines on narrowed lips, AU24 bulges above and below pressed lips, AU25/AU26 the
-mouth opening (dark cavity, teeth) from the landmark geometry itself, AU26 a darker, deeper cavity.
+mouth opening (dark cavity, teeth) from the landmark geometry itself, AU26 a darker, deeper cavity, AU28 lips
+rolled in (lip colour hidden, deep dark seam, taut bright skin above and below, dark pits at the corners).
+
+Version 2 (GENERATOR_VERSION "2"; version 1 cues were mostly below one grey level at 64 px): the amplitude is
+concave in the intensity (0.58 at the occurrence threshold 1.5 instead of 0.3; unchanged 1 at 5); the cues have
+about twice the contrast (forehead lines 0.30 -> 0.60 plus a broad darkening, glabellar furrows 0.42 -> 0.65 plus
+a broad knot and a lid shadow for AU4, AU5 lid 0.16 -> 0.45, AU6 furrow / crow's feet 0.22 / 0.28 -> 0.40 / 0.45,
+AU7 bulge 0.18 -> 0.60 and a wider, darker rim, AU9 wings / lines 0.35 / 0.45 -> 0.50 / 0.60, AU10 / AU12 fold
+0.40 / 0.45 -> 0.60, AU12 cheek 0.12 -> 0.30, AU15 shadow 0.35 -> 0.80 and wider, AU17 crease 0.35 -> 0.65 and a
+broad boss, AU23 darker lips and a dark rolled border, AU24 bulges 0.22 -> 0.70 and blanched lips); thin cues
+are at least ~1 template pixel wide (``Renderer.w``) and wrinkle periods at least 4 pixels (``Renderer.period``),
+so they survive at 64 px. Landmark motion (``face.py``) is unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from .face import AU_INDEX
 HALF = 1.4  # template grid spans [-HALF, HALF] in both axes (beyond: the border repeats)
 UNIT = 0.37  # face units -> fraction of the image size (jaw half-width = 0.37 S)
 YAW_DEPTH = 0.3  # depth of the face's midline used by the yaw approximation
+CUE_K = 2.5  # appearance response: amp = (1 - exp(-k i / 5)) / (1 - exp(-k)), concave, 1 at intensity 5
 
 F32 = np.float32
 
@@ -33,6 +45,14 @@ F32 = np.float32
 def _a(au_amp: np.ndarray, au: int) -> np.ndarray:
     """(B, 1, 1) amplitude of one AU."""
     return au_amp[:, AU_INDEX[au], None, None]
+
+
+def cue_amplitude(intensity: np.ndarray) -> np.ndarray:
+    """Appearance amplitude of AU intensities (0-5, times au_strength): concave, so that the wrinkles and bulges
+    of a B-C intensity (just above the occurrence threshold) are clearly visible (0.58 at 1.5, 0.78 at 2.5 where
+    version 1 had i / 5 = 0.3, 0.5) and saturate towards E (1 at 5, as in version 1)."""
+    i = np.maximum(np.asarray(intensity, F32), 0)
+    return ((1 - np.exp(-CUE_K * i / 5)) / (1 - np.exp(-CUE_K))).astype(F32)
 
 
 def pl_curve(xq: np.ndarray, nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
@@ -80,6 +100,9 @@ class Renderer:
         self.xs = (-HALF + (np.arange(self.R) + 0.5) * self.du).astype(F32)
         self.ys = self.xs.copy()
         self.e = F32(self.du * 1.2)  # edge softness
+        # generator v2: thin cues (wrinkles, furrows, creases) are at least ~1 pixel wide and wrinkle periods at
+        # least ~4 pixels, so they survive at 64 px instead of vanishing between the samples
+        self.lw = F32(0.5 * self.du)
         # fixed fine texture (pores, chin dimpling) shared by all faces, values ~[-1, 1]
         rng = np.random.default_rng(12345)
         fine = rng.standard_normal((self.R, self.R)).astype(F32)
@@ -101,6 +124,14 @@ class Renderer:
         u[np.arange(m), i0] = 1 - f
         u[np.arange(m), i0 + 1] += f
         return u
+
+    def w(self, sigma: float) -> F32:
+        """Width of a thin cue: ``sigma`` (template units) widened by half a template pixel."""
+        return F32(np.hypot(sigma, self.lw))
+
+    def period(self, p: float) -> F32:
+        """Wrinkle period: ``p`` template units, at least 4 template pixels."""
+        return F32(max(p, 4.0 * self.du))
 
     # -- windows ---------------------------------------------------------------------------------------------
     def win(self, x0: float, x1: float, y0: float, y1: float) -> tuple[slice, slice, np.ndarray, np.ndarray]:
@@ -126,7 +157,7 @@ class Renderer:
         """Render a batch. ``fp`` holds per-frame arrays (see ``generate``); returns
         (images uint8 (B, S, S, C), landmarks float32 (B, 68, 2) image pixels, before landmark noise)."""
         lm = fp["lm"].astype(F32)  # (B, 68, 2) template units
-        amp = (fp["au"] / 5.0).astype(F32)  # (B, 17) appearance amplitude
+        amp = cue_amplitude(fp["au"])  # (B, 18) appearance amplitude
         B, R, e = lm.shape[0], self.R, self.e
         rgb = self.C == 3
         X, Y = self.xs[None, None, :], self.ys[None, :, None]
@@ -218,24 +249,26 @@ class Renderer:
         nodes = np.r_[17:27]
         yb = pl_curve(xw, lm[:, nodes, 0], lm[:, nodes, 1])[:, None, :]  # brow line per column
         d = yb - yw[None, :, None]  # height above the brow
-        stripes = (0.5 + 0.5 * np.cos(d * (2 * np.pi / 0.095))) ** 2
+        stripes = (0.5 + 0.5 * np.cos(d * (2 * np.pi / self.period(0.095)))) ** 2
         band = _ramp(d - 0.07, 0.04) * _ramp(0.36 - d, 0.08)
         xc = (lm[:, 21, 0] + lm[:, 22, 0])[:, None, None] / 2
         e1 = _gauss(((xw[None, None, :] - xc) / 0.22) ** 2)
         e2 = _gauss(((np.abs(xw[None, None, :] - xc) - 0.55) / 0.17) ** 2)
         age = fp["age"].reshape(-1, 1, 1)
-        a = 0.30 * (_a(amp, 1) * e1 + _a(amp, 2) * e2) + 0.05 * age
-        L[reg] *= 1 - a * stripes * band * face[reg]
+        a12 = _a(amp, 1) * e1 + _a(amp, 2) * e2
+        a = 0.60 * a12 + 0.05 * age
+        L[reg] *= 1 - (a * stripes + 0.25 * a12) * band * face[reg]  # lines, and the folded skin a little darker
         # AU4: vertical furrows between the brows and a shadow under the lowered brows
         rs, cs, xw, yw = self.win(-0.35, 0.35, -0.95, -0.2)
         reg = (slice(None), rs, cs)
         ym = (lm[:, 21, 1] + lm[:, 22, 1])[:, None, None] / 2
         dx = np.abs(xw[None, None, :] - xc)
         vy = yw[None, :, None]
-        furrow = _gauss(((dx - 0.05) / 0.014) ** 2) * _ramp(vy - (ym - 0.17), 0.06) * _ramp(ym + 0.1 - vy, 0.06)
+        furrow = _gauss(((dx - 0.05) / self.w(0.018)) ** 2) * _ramp(vy - (ym - 0.17), 0.06) * _ramp(ym + 0.1 - vy, 0.06)
         bump = _gauss((dx / 0.05) ** 2) * _gauss(((vy - ym + 0.02) / 0.05) ** 2)
         a4 = _a(amp, 4)
-        L[reg] *= (1 - 0.42 * a4 * furrow) * (1 + 0.10 * a4 * bump)
+        glab = _gauss((dx / 0.13) ** 2) * _gauss(((vy - ym + 0.06) / 0.09) ** 2)  # knotted skin between the brows
+        L[reg] *= (1 - 0.65 * a4 * furrow) * (1 + 0.15 * a4 * bump) * (1 - 0.2 * a4 * glab)
 
     def _brows(self, L, lm, paint, fp, amp, e):
         for nodes, (x0, x1) in ((np.r_[17:22], (-1.0, -0.0)), (np.r_[22:27], (0.0, 1.0))):
@@ -261,16 +294,17 @@ class Renderer:
             yl = pl_curve(xw, lm[:, lo, 0], lm[:, lo, 1])[:, None, :]
             vy, vx = yw[None, :, None], xw[None, None, :]
             Lr = L[reg]
-            a5, a6, a7 = _a(amp, 5), _a(amp, 6), _a(amp, 7)
+            a4, a5, a6, a7 = _a(amp, 4), _a(amp, 5), _a(amp, 6), _a(amp, 7)
             # lid crease (pushed up and faded by AU5), upper lid brightness (AU5), lower lid bulge (AU7)
             crease = _gauss(((vy - (yu - 0.075 - 0.03 * a5)) / 0.016) ** 2)
-            lid = _gauss(((vy - (yu - 0.04)) / 0.035) ** 2)
-            bulge = _gauss(((vy - (yl + 0.035)) / 0.016) ** 2)
-            furrow6 = _gauss(((vy - (yl + 0.085)) / 0.02) ** 2)
+            lid = _gauss(((vy - (yu - 0.04)) / 0.04) ** 2)
+            bulge = _gauss(((vy - (yl + 0.04)) / self.w(0.028)) ** 2)
+            furrow6 = _gauss(((vy - (yl + 0.085)) / self.w(0.022)) ** 2)
+            shade4 = _gauss(((vy - (yu - 0.07)) / 0.045) ** 2)  # the lowered brow shades the upper lid (AU4)
             xin = _ramp(vx - lm[:, min(up), 0][:, None, None] + 0.05, 0.05) * \
                 _ramp(lm[:, max(up), 0][:, None, None] + 0.05 - vx, 0.05)
-            Lr *= (1 - 0.12 * (1 - 0.8 * np.minimum(a5, 1)) * crease * xin) * (1 + 0.16 * a5 * lid * xin) \
-                * (1 + 0.18 * a7 * bulge * xin) * (1 - 0.22 * a6 * furrow6 * xin)
+            Lr *= (1 - 0.12 * (1 - 0.8 * np.minimum(a5, 1)) * crease * xin) * (1 + 0.45 * a5 * lid * xin) \
+                * (1 + 0.60 * a7 * bulge * xin) * (1 - 0.40 * a6 * furrow6 * xin) * (1 - 0.45 * a4 * shade4 * xin)
             # crow's feet at the outer corner (AU6)
             ox, oy = lm[:, outer, 0][:, None, None], lm[:, outer, 1][:, None, None]
             side = -1.0 if outer == 36 else 1.0
@@ -278,7 +312,7 @@ class Renderer:
             slope = (vy - oy) / (np.abs(dx) + 0.03)
             feet = (0.5 + 0.5 * np.cos(slope * 6.0)) ** 4 * _ramp(dx - 0.03, 0.03) * _ramp(0.2 - dx, 0.05) \
                 * (np.abs(slope) < 1.3)
-            Lr *= 1 - 0.28 * a6 * feet
+            Lr *= 1 - 0.45 * a6 * feet
             # the eye opening
             inside = _ramp(vx - lm[:, min(up), 0][:, None, None], e) * _ramp(lm[:, max(up), 0][:, None, None] - vx, e)
             opening = _ramp(vy - yu, e) * _ramp(yl - vy, e) * inside
@@ -292,9 +326,9 @@ class Renderer:
             # lash line on the upper lid, faint rim on the lower lid (darker with AU7)
             lash = _ramp(0.02 - np.abs(vy - yu + 0.004), e) * inside
             paint(reg, lash * fp["lash"].reshape(-1, 1, 1), F32(0.06), 0.0, 0.0)
-            rim = _ramp(0.012 - np.abs(vy - yl), e) * inside
+            rim = _ramp(0.012 + 0.01 * np.minimum(a7, 1) - np.abs(vy - yl), e) * inside  # tensed rim (AU7)
             Lr = L[reg]
-            Lr *= 1 - (0.15 + 0.35 * a7) * rim
+            Lr *= 1 - np.minimum(0.15 + 0.55 * a7, 0.8) * rim
 
     def _nose(self, L, lm, amp, fp):
         rs, cs, xw, yw = self.win(-0.45, 0.45, -0.32, 0.42)
@@ -309,13 +343,13 @@ class Renderer:
         tip = _g2(vx, lm[:, 30, 0][:, None, None], 0.07, vy, y30, 0.06)
         nost = sum(_g2(vx, lm[:, i, 0][:, None, None], 0.035, vy, lm[:, i, 1][:, None, None] - 0.012, 0.018)
                    for i in (32, 34))
-        wings = sum(_gauss(((np.sqrt((vx - lm[:, i, 0][:, None, None] + s * 0.05) ** 2 + (vy - lm[:, i, 1][:, None, None] + 0.04) ** 2) - 0.06) / 0.014) ** 2)
+        wings = sum(_gauss(((np.sqrt((vx - lm[:, i, 0][:, None, None] + s * 0.05) ** 2 + (vy - lm[:, i, 1][:, None, None] + 0.04) ** 2) - 0.06) / self.w(0.018)) ** 2)
                     for i, s in ((31, -1), (35, 1)))
         a9 = _a(amp, 9)
-        wr = (0.5 + 0.5 * np.cos((vy - y27) * (2 * np.pi / 0.065))) ** 2 * _gauss((dx / 0.11) ** 2) * \
+        wr = (0.5 + 0.5 * np.cos((vy - y27) * (2 * np.pi / self.period(0.065)))) ** 2 * _gauss((dx / 0.11) ** 2) * \
             _ramp(vy - (y27 + 0.04), 0.03) * _ramp(y29 + 0.03 - vy, 0.03)
         L[reg] *= (1 + 0.08 * ridge + 0.07 * tip) * (1 - 0.10 * sides) * (1 - 0.55 * nost) \
-            * (1 - (0.10 + 0.35 * a9) * wings) * (1 - 0.45 * a9 * wr)
+            * (1 - np.minimum(0.10 + 0.50 * a9, 0.75) * wings) * (1 - 0.60 * a9 * wr)
 
     def _cheeks(self, L, lm, amp, fp, face):
         rs, cs, xw, yw = self.win(-0.85, 0.85, -0.2, 0.85)
@@ -331,18 +365,18 @@ class Renderer:
             s = np.clip((vy - ys_) / (ye - ys_), 0, 1)
             xf = xs_ + (xe - xs_) * s + side * 0.07 * s * (1 - s)
             on = _ramp(vy - ys_, 0.03) * _ramp(ye - vy, 0.05)
-            line = _gauss(((vx - xf) / 0.022) ** 2) * on
-            depth = 0.06 + 0.12 * age + 0.40 * a10 * (1 - s) + 0.45 * a12 * (0.3 + s) + 0.12 * a9 + 0.08 * a6
-            mult *= 1 - np.minimum(depth, 0.7) * line
+            line = _gauss(((vx - xf) / self.w(0.026)) ** 2) * on
+            depth = 0.06 + 0.12 * age + 0.60 * a10 * (1 - s) + 0.60 * a12 * (0.3 + s) + 0.15 * a9 + 0.10 * a6
+            mult *= 1 - np.minimum(depth, 0.8) * line
             # cheek bulge under the eye (AU6) and raised cheek by the smile (AU12)
             ex, ey = lm[:, eye_lo, 0][:, None, None], lm[:, eye_lo, 1][:, None, None]
             hb = _g2(vx, ex + side * 0.03, 0.15, vy, ey + 0.26, 0.1)
             hc = _g2(vx, xe, 0.12, vy, ey + 0.45, 0.09)
-            mult *= 1 + 0.26 * a6 * hb + 0.12 * a12 * hc
+            mult *= 1 + 0.40 * a6 * hb + 0.30 * a12 * hc
         # shadow over the upper lip when it is raised (AU10)
         sh = _gauss(((vx - lm[:, 33, 0][:, None, None]) / 0.14) ** 2) * _ramp(vy - lm[:, 33, 1][:, None, None] - 0.02, 0.03) \
             * _ramp(lm[:, 51, 1][:, None, None] - 0.01 - vy, 0.03)
-        mult *= 1 - 0.22 * a10 * sh
+        mult *= 1 - 0.40 * a10 * sh
         L[reg] *= 1 + (mult - 1) * face[reg]
 
     def _mouth(self, L, lm, paint, fp, amp, e, face):
@@ -350,7 +384,7 @@ class Renderer:
         reg = (slice(None), rs, cs)
         vx, vy = xw[None, None, :], yw[None, :, None]
         B = lm.shape[0]
-        a14, a15, a17, a20, a23, a24, a26 = (_a(amp, k) for k in (14, 15, 17, 20, 23, 24, 26))
+        a14, a15, a17, a20, a23, a24, a26, a28 = (_a(amp, k) for k in (14, 15, 17, 20, 23, 24, 26, 28))
         Lr = L[reg]
         # stubble / beard around mouth and chin (identity nuisance)
         beard = fp["beard"].reshape(-1, 1, 1)
@@ -360,24 +394,32 @@ class Renderer:
         m = np.ones((B, len(yw), len(xw)), F32)
         for corner, side in ((48, -1.0), (54, 1.0)):
             cx, cy = lm[:, corner, 0][:, None, None], lm[:, corner, 1][:, None, None]
-            dimple = _g2(vx, cx + side * 0.075, 0.035, vy, cy + 0.01, 0.045)
-            below = _g2(vx, cx + side * 0.01, 0.045, vy, cy + 0.11, 0.07)
+            dimple = _g2(vx, cx + side * 0.075, self.w(0.038), vy, cy + 0.01, 0.05)
+            below = _g2(vx, cx + side * 0.01, 0.065, vy, cy + 0.11, 0.08)
             dxo = (vx - cx) * side
-            stretch = sum(_gauss(((vy - cy - o) / 0.012) ** 2) for o in (-0.035, 0.0, 0.035)) * _ramp(dxo - 0.03, 0.03) \
+            stretch = sum(_gauss(((vy - cy - o) / self.w(0.014)) ** 2) for o in (-0.035, 0.0, 0.035)) * _ramp(dxo - 0.03, 0.03) \
                 * _ramp(0.25 - dxo, 0.06)
-            tuck = _g2(vx, cx + side * 0.02, 0.012, vy, cy, 0.045)
-            m *= (1 - 0.8 * a14 * dimple) * (1 - 0.6 * a14 * tuck) * (1 - 0.35 * a15 * below) * (1 - 0.55 * a20 * stretch)
+            tuck = _g2(vx, cx + side * 0.02, self.w(0.014), vy, cy, 0.045)
+            m *= (1 - np.minimum(0.8 * a14, 0.85) * dimple) * (1 - np.minimum(0.6 * a14, 0.7) * tuck) \
+                * (1 - np.minimum(0.8 * a15, 0.8) * below) * (1 - np.minimum(0.6 * a20, 0.6) * stretch)
         # chin: mentolabial crease and wrinkled boss (AU17)
         y57, y8 = lm[:, 57, 1][:, None, None], lm[:, 8, 1][:, None, None]
         x57 = lm[:, 57, 0][:, None, None]
-        crease = _gauss(((vy - y57 - 0.075) / 0.018) ** 2) * _gauss(((vx - x57) / 0.16) ** 2)
-        boss = _g2(vx, x57, 0.15, vy, (y57 + y8) / 2 + 0.03, 0.08)
-        m *= (1 - (0.12 + 0.35 * a17) * crease) * (1 - 0.5 * a17 * boss * np.clip(self.fine[rs, cs] * 0.6 + 0.3, 0, 1)[None])
+        crease = _gauss(((vy - y57 - 0.075) / self.w(0.022)) ** 2) * _gauss(((vx - x57) / 0.16) ** 2)
+        boss = _g2(vx, x57, 0.17, vy, (y57 + y8) / 2 + 0.03, 0.1)
+        m *= (1 - np.minimum(0.12 + 0.65 * a17, 0.8) * crease) \
+            * (1 - a17 * boss * (0.4 + 0.4 * np.clip(self.fine[rs, cs] * 0.6 + 0.3, 0, 1)[None]))
         # lip pressor bulges (AU24)
         y51 = lm[:, 51, 1][:, None, None]
-        over = _g2(vx, x57, 0.17, vy, y51 - 0.06, 0.03)
-        under = _g2(vx, x57, 0.15, vy, y57 + 0.05, 0.028)
-        m *= 1 + 0.22 * a24 * (over + under)
+        over = _g2(vx, x57, 0.18, vy, y51 - 0.06, 0.045)
+        under = _g2(vx, x57, 0.16, vy, y57 + 0.05, 0.045)
+        m *= 1 + 0.7 * a24 * (over + under)
+        # lip suck (AU28): taut, bright skin stretched over the teeth above and below the line, dark pits at the
+        # corners where the lips roll in
+        taut = _g2(vx, x57, 0.2, vy, y51 - 0.035, 0.035) + _g2(vx, x57, 0.18, vy, y57 + 0.035, 0.035)
+        pits = sum(_g2(vx, lm[:, c, 0][:, None, None] + s_ * 0.015, 0.03, vy, lm[:, c, 1][:, None, None], 0.03)
+                   for c, s_ in ((48, -1.0), (54, 1.0)))
+        m *= (1 + 0.25 * a28 * taut) * (1 - 0.55 * a28 * pits)
         Lr *= 1 + (m - 1) * face[reg]
         # lips and the mouth opening
         ou = pl_curve(xw, lm[:, [48, 49, 50, 51, 52, 53, 54], 0], lm[:, [48, 49, 50, 51, 52, 53, 54], 1])[:, None, :]
@@ -387,16 +429,22 @@ class Renderer:
         xa, xb = lm[:, 48, 0][:, None, None], lm[:, 54, 0][:, None, None]
         inside = _ramp(vx - xa, e) * _ramp(xb - vx, e)
         lips = (_ramp(vy - ou, e) * _ramp(iu - vy, e) + _ramp(vy - il, e) * _ramp(ol - vy, e)) * inside
-        lip_lum = fp["skin"].reshape(-1, 1, 1) * fp["lip"].reshape(-1, 1, 1)
-        lines = (1 - 0.12 * a23) * (1 - 0.3 * a23 * (0.5 + 0.5 * np.cos(vx * (2 * np.pi / 0.04))) ** 4)
-        paint(reg, lips, lip_lum * lines, 0.6, 1.0)
+        skin_lum = fp["skin"].reshape(-1, 1, 1)
+        lip_lum = skin_lum * fp["lip"].reshape(-1, 1, 1)
+        lines = (1 - 0.45 * a23) * (1 - 0.5 * a23 * (0.5 + 0.5 * np.cos(vx * (2 * np.pi / self.period(0.04)))) ** 4)
+        # AU28: the red parts roll inwards, what shows is skin-coloured; AU24: pressed lips blanch
+        hide = np.minimum(0.75 * np.minimum(a28, 1) + 0.6 * np.minimum(a24, 1), 0.85)
+        paint(reg, lips, (lip_lum + hide * (skin_lum - lip_lum)) * lines, 0.6, 1.0 - hide)
+        border = (_gauss(((vy - ou) / self.w(0.012)) ** 2) + _gauss(((vy - ol) / self.w(0.012)) ** 2)) * inside
+        Lr = L[reg]
+        Lr *= 1 - np.minimum(0.45 * a23, 0.5) * border  # AU23: the tightened lips' rolled, dark border
         cav = _ramp(vy - iu, e) * _ramp(il - vy, e) * inside
         paint(reg, cav, F32(0.10) * (1 - 0.5 * np.minimum(a26, 1)), 0.0, 0.3)
         teeth = cav * _ramp(iu + 0.055 - vy, e) * (0.85 + 0.15 * np.cos(vx * (2 * np.pi / 0.07)))
         paint(reg, teeth, F32(0.9) * fp["teeth"].reshape(-1, 1, 1), 0.05, 0.0)
-        seam = _gauss(((vy - (iu + il) / 2) / 0.009) ** 2) * inside
+        seam = _gauss(((vy - (iu + il) / 2) / (0.009 + 0.012 * np.minimum(a28, 1))) ** 2) * inside
         Lr = L[reg]
-        Lr *= 1 - 0.45 * seam
+        Lr *= 1 - np.minimum(0.45 + 0.4 * a28, 0.9) * seam  # AU28: the pressed line is deep and dark
 
     # -- image space -----------------------------------------------------------------------------------------
     def _warp(self, T: np.ndarray, fp: dict) -> np.ndarray:
