@@ -35,7 +35,7 @@ import pandas as pd
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_CHECKPOINT = WEIGHTS_DIR / "aulib_synthetic_v1.pt"
+DEFAULT_CHECKPOINT = WEIGHTS_DIR / "aulib_synthetic_v2.pt"
 
 
 class CheckpointError(ValueError):
@@ -108,6 +108,12 @@ def load_model(checkpoint: str | os.PathLike | None = None) -> Model:
                               "best.pt checkpoint is not enough, pass the run folder)")
     try:
         method = registry.create(ckpt["method"], **ckpt["config"])
+        if ckpt.get("head"):  # a pretrained method + its linear probe (aulib train rrl|emoco)
+            from aulib.eval.protocols import ProbedEncoder
+            from aulib.models.heads import linear_head
+
+            h = ckpt["head"]
+            method = ProbedEncoder(method, linear_head(int(h["in_dim"]), int(h["out_dim"]), h["kind"]))
         state = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
                  for k, v in ckpt["state_dict"].items()}
         method.load_state_dict(state)
@@ -411,15 +417,22 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: int 
 
 
 
+def _grace_hopper() -> np.ndarray:
+    import matplotlib.cbook
+    from PIL import Image
+
+    return np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)).convert("RGB"))
+
+
 def real_photo_check(checkpoint: str | os.PathLike | Model | None = None) -> list[dict]:
-    """The model on real photos that ship with scikit-image (nothing downloaded): the astronaut (Eileen
-    Collins, smiling: AU6 and AU12 should rank above the other AUs) and, where found, the other portraits.
-    One dict per face: name, the AUs ranked by probability, the ranks of AU6 / AU12, the AUs on at the
-    model's thresholds, and a one-line summary."""
+    """The model on real photos that ship with its dependencies (nothing downloaded): scikit-image's astronaut
+    (Eileen Collins, smiling: AU6 and AU12 should rank above the other AUs) and matplotlib's Grace Hopper
+    portrait (a closed-mouth, slight smile in uniform). One dict per face: name, the AUs ranked by probability,
+    the ranks of AU6 / AU12, the AUs on at the model's thresholds, and a one-line summary."""
     from skimage import data as skdata
 
     model = checkpoint if isinstance(checkpoint, Model) else load_model(checkpoint)
-    photos = {"astronaut": skdata.astronaut}
+    photos = {"astronaut": skdata.astronaut, "grace_hopper": _grace_hopper}
     out = []
     import tempfile
 

@@ -44,13 +44,22 @@ MODEL_FORMAT_VERSION = 1
 
 #: methods whose Method maps an image batch (B, C, H, W) to AU logits (B, K) and trains from plain
 #: FrameDataset batches ({"image", "labels", "valid"}): ``train`` can build and ``predict`` can run them.
-TRAINABLE = ("supervised",)
+#: ``cnn_study`` trains one study network (``backbone=lightcnn9``, ``normalisation=...``) with the study's
+#: per-AU BCE on shuffled batches (the study's balanced AU batches and cost rules run in its notebook);
+#: ``tranet`` trains TRA-Net (its switches ``hard_masks``, ``cbam_channel``... are config keys) with its summed
+#: per-region BCE.
+#: ``rrl`` and ``emoco`` pretrain first (RRL on unlabelled faces, EmoCo on emotion-labelled ones:
+#: ``pretrain_data``), then fit the paper's linear probe on the training fold; the saved model is the frozen
+#: encoder and the probe head (:class:`aulib.eval.protocols.ProbedEncoder`).
+TRAINABLE = ("supervised", "cnn_study", "tranet", "rrl", "emoco")
+PRETRAINED = ("rrl", "emoco")
+#: where each self-supervised method pretrains unless ``pretrain_data`` says otherwise (the papers' sets)
+PRETRAIN_DATA = {"rrl": "synth:emotionet", "emoco": "synth:affectnet"}
+#: run settings a method needs unless given: TRA-Net's masks sit on faces cut by its own template; the CNN
+#: study works on grey faces
+METHOD_RUN_DEFAULTS: dict[str, dict[str, Any]] = {"tranet": {"align": "tranet"}, "cnn_study": {"channels": 1}}
 #: where the other registered methods are trained for now
-EXPERIMENT_MODULES = {"cnn_study": "aulib.experiments.cnn_study (notebooks/01_cnn_study.ipynb)",
-                      "tranet": "aulib.experiments.tranet (notebooks/02_tranet.ipynb)",
-                      "aunet": "aulib.experiments.aunet (notebooks/03_aunet.ipynb)",
-                      "rrl": "aulib.experiments.rrl (notebooks/04_rrl.ipynb)",
-                      "emoco": "aulib.experiments.emoco (notebooks/05_emoco.ipynb)"}
+EXPERIMENT_MODULES = {"aunet": "aulib.experiments.aunet (notebooks/03_aunet.ipynb)"}
 
 
 class RunError(ValueError):
@@ -80,16 +89,81 @@ class RunConfig:
     seed: int = 0
     workers: int = 0  # DataLoader worker processes
     device: str = "auto"
+    # rrl / emoco: the pretraining (``epochs`` above are its epochs) and the linear probe after it
+    pretrain_data: str | None = None  # synth:PRESET, a canonical folder, or "self" (the fit frames, labels unread)
+    pretrain_subjects: int = 2000  # faces of a synth: pretraining set (one per subject)
+    probe_epochs: int = 100
+    probe_lr: float = 1e-3
+    crop_scale: tuple[float, float] = (0.2, 1.0)  # emoco: MoCo v2's random resized crop
+    blur: bool = True  # emoco: MoCo v2's Gaussian blur
 
 
-#: per-profile defaults (run config, and method config of ``supervised``); key=value overrides win
+#: per-profile defaults: the run config, and the method config of ``supervised`` and the CNN study's network
+#: (the other methods' sizes come from their notebooks' profile sections: :func:`notebook_defaults`)
 PROFILE_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {"run": {"epochs": 1, "batch_size": 16, "steps_per_epoch": 2, "image_size": 48, "val_fraction": 0.25},
-              "supervised": {"backbone": "resnet_tiny"}},
-    "cpu": {"run": {"epochs": 10, "batch_size": 64, "image_size": 96}, "supervised": {"backbone": "resnet_tiny"}},
+              "supervised": {"backbone": "resnet_tiny"}, "cnn_study": {"backbone": "baseline_cnn"}},
+    "cpu": {"run": {"epochs": 10, "batch_size": 64, "image_size": 96}, "supervised": {"backbone": "resnet_tiny"},
+            "cnn_study": {"backbone": "baseline_cnn"}},
     "gpu": {"run": {"epochs": 30, "batch_size": 128, "image_size": 112, "channels": 3, "lr": 1e-3},
-            "supervised": {"backbone": "resnet18"}},
+            "supervised": {"backbone": "resnet18"}, "cnn_study": {"backbone": "lightcnn9"}},
 }
+#: TRA-Net's model fields that ``train`` takes from the notebook's profile (its training loop is ``train``'s)
+_TRANET_MODEL_KEYS = ("backbone", "backbone_kwargs", "decoder_channels", "fc_hidden", "reduction", "frozen_blocks",
+                      "weights")
+
+
+def notebook_defaults(method: str, profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(method config, run settings) read from a method's notebook profile section (:mod:`aulib.profiles`, the
+    one place the sizes live): for ``rrl`` / ``emoco`` the backbone, heads, batch, learning rate, schedule,
+    pretraining set size and the probe; for ``tranet`` the model's sizes. Others: ``({}, {})``."""
+    from aulib import profiles
+
+    if method == "rrl":
+        P = profiles.get(profile, "rrl")
+        m = {k: v for k, v in P["method"].items() if k != "image_size"}
+        run = {"image_size": P["method"]["image_size"], "channels": 3, "epochs": P["epochs"],
+               "warmup_epochs": P.get("warmup_epochs", 0.0), "pretrain_subjects": P["pretrain_data"]["n_subjects"],
+               "probe_epochs": P["probe"]["epochs"], "probe_lr": P["probe"]["lr"]}
+        return m, run
+    if method == "emoco":
+        P = profiles.get(profile, "emoco")
+        lr = P["base_lr"] * P["batch_size"] / 256  # Sec. IV-B: lr = base x BS / 256
+        m = {k: P[k] for k in ("backbone", "proj_hidden", "proj_dim", "queue_size", "momentum", "tau", "lam")}
+        if P.get("classifier_lr_mult"):
+            m["classifier_lr"] = P["classifier_lr_mult"] * lr
+        run = {"image_size": P["image_size"], "channels": P["channels"], "optimizer": "sgd", "lr": lr,
+               "weight_decay": 1e-4, "batch_size": P["batch_size"], "epochs": P["epochs"],
+               "pretrain_subjects": P["pretrain_subjects"], "probe_epochs": P["probe_epochs"],
+               "probe_lr": P["probe_lr"], "blur": P["blur"], "crop_scale": tuple(P["crop_scale"])}
+        return m, run
+    if method == "tranet":
+        P = profiles.get(profile, "tranet")["config"]
+        return {k: P[k] for k in _TRANET_MODEL_KEYS if k in P}, {}
+    return {}, {}
+
+
+def dataset_settings(method: str, ds, run: RunConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config fields, constructor arguments) that come from the prepared dataset ``ds``: its AUs, channels
+    and face size (and, for TRA-Net, the face-centre row its region masks are placed by)."""
+    k, ch = len(ds.aus), int(ds.meta.channels)
+    if method == "cnn_study":
+        if ch != 1:
+            raise RunError(f"cnn_study trains on grey faces; got {ch} channels (use channels=1)")
+        return {"in_chans": 1, "image_size": int(ds.meta.image_size[0])}, {"num_aus": k}
+    if method == "tranet":
+        from aulib.methods.tranet import face_centre_row
+
+        return {"aus": [int(a) for a in ds.aus], "regions": None, "in_chans": ch,
+                "image_size": int(ds.meta.image_size[0]),
+                "centre_row": face_centre_row(ds.landmarks, int(ds.meta.image_size[0]))}, {}
+    if method == "rrl":
+        if ch != 3:
+            raise RunError(f"rrl needs RGB faces for its colour augmentation; got {ch} channel(s) (use channels=3)")
+        return {"aus": tuple(int(a) for a in ds.aus), "in_chans": 3, "image_size": int(ds.meta.image_size[0])}, {}
+    if method == "emoco":
+        return {"in_chans": ch}, {}
+    return {"num_aus": k, "in_chans": ch}, {}
 
 
 # ----------------------------------------------------------------------------------------------- key=value
@@ -208,7 +282,8 @@ def preprocessing_of(ds, run: RunConfig) -> dict[str, Any]:
 def augmentation(kind: str):
     """Training-time augmentation: ``none``, ``geometric`` (flip, rotation, scale, shift; landmarks follow) or
     ``real`` (geometric + what real photos vary in beyond the generator: brightness, contrast, gamma, blur,
-    sensor noise)."""
+    sensor noise, JPEG compression at quality 30-95 with p 0.5, by Pillow; torchvision's own JPEG codec is
+    deprecated since 0.29)."""
     import torch
     from torchvision.transforms import v2
 
@@ -226,6 +301,18 @@ def augmentation(kind: str):
         v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.0))], p=0.3),
     ])
 
+    def jpeg(img: torch.Tensor) -> torch.Tensor:  # real photos and video frames arrive compressed
+        import io
+
+        from PIL import Image
+
+        arr = (img.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, C)
+        buf = io.BytesIO()
+        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(
+            buf, "JPEG", quality=int(torch.randint(30, 96, ())))
+        out = np.asarray(Image.open(buf), dtype=np.float32) / 255
+        return torch.from_numpy(out.reshape(arr.shape)).permute(2, 0, 1).contiguous()
+
     def apply(sample: dict) -> dict:
         sample = geo(sample)
         img = photometric(sample["image"]).clamp(0, 1)
@@ -233,6 +320,8 @@ def augmentation(kind: str):
         img = img.pow(gamma)
         if float(torch.rand(())) < 0.5:
             img = (img + torch.randn_like(img) * float(torch.empty(()).uniform_(0.0, 0.04))).clamp(0, 1)
+        if float(torch.rand(())) < 0.5:
+            img = jpeg(img)
         from torchvision import tv_tensors
 
         return {**sample, "image": tv_tensors.Image(img)}
@@ -340,7 +429,8 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
     synth = str(data).startswith("synth:")
     method_kw, run_kw, synth_kw = parse_overrides(list(overrides), config_cls, method, synth=synth)
     defaults = PROFILE_DEFAULTS[profile]
-    run = from_dict(RunConfig, {**defaults["run"], **run_kw})
+    nb_method, nb_run = notebook_defaults(method, profile)
+    run = from_dict(RunConfig, {**defaults["run"], **METHOD_RUN_DEFAULTS.get(method, {}), **nb_run, **run_kw})
     if run.align != "none":
         from aulib.data.align import TEMPLATES
 
@@ -352,16 +442,17 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
     raw = load_data(data, {"progress": progress and None, **synth_kw})
     ds = prepare(raw, run)
     pre = preprocessing_of(ds, run)
-    channels = int(ds.meta.channels)
-    cfg_kw = {**defaults.get(method, {}), **method_kw, "num_aus": len(ds.aus), "in_chans": channels}
+    from_data, init_kw = dataset_settings(method, ds, run)
+    cfg_kw = {**defaults.get(method, {}), **nb_method, **method_kw, **from_data}
     try:
         method_cfg = from_dict(config_cls, cfg_kw)
-    except TypeError as exc:
-        raise RunError(str(exc)) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RunError(f"{method}: {str(exc).strip(chr(39))}") from None
     data_info = {"source": str(data), "name": ds.meta.name, "frames": len(ds), "subjects": len(ds.subjects),
                  "aus": ds.aus, "synthetic": raw.meta.provenance.get("generator") == "aulib.data.synthetic",
                  "provenance": raw.meta.provenance}
-    config = {"method": method, "method_config": asdict(method_cfg), "run": asdict(run), "profile": profile,
+    config = {"method": method, "method_config": {**asdict(method_cfg), **init_kw}, "run": asdict(run),
+              "profile": profile,
               "data": {k: data_info[k] for k in ("source", "name", "frames", "aus")}, "fold": fold,
               "command": command}
     config = json.loads(json.dumps(config, default=str))
@@ -377,25 +468,30 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
         fit_rows = np.sort(rng.choice(fit_rows, run.max_frames, replace=False))
     labels, valid = ds.au_matrix()
 
-    model = registry.create(method, **asdict(method_cfg))
-    loader = torch.utils.data.DataLoader(
-        FrameDataset(ds, fit_rows, transform=augmentation(run.augment)), batch_size=run.batch_size, shuffle=True,
-        drop_last=len(fit_rows) > run.batch_size, num_workers=run.workers,
-        generator=torch.Generator().manual_seed(run.seed))
+    head_info = None
+    if method in PRETRAINED:
+        model, history, init_kw, head_info = _pretrain_and_probe(method, method_cfg, run, ds, fit_rows, out, config,
+                                                                 progress)
+    else:
+        model = registry.create(method, **asdict(method_cfg), **init_kw)
+        loader = torch.utils.data.DataLoader(
+            FrameDataset(ds, fit_rows, transform=augmentation(run.augment)), batch_size=run.batch_size,
+            shuffle=True, drop_last=len(fit_rows) > run.batch_size, num_workers=run.workers,
+            generator=torch.Generator().manual_seed(run.seed))
 
-    def evaluate(m, epoch):  # validation subjects: mean F1 at 0.5 and AUC
-        if len(val_rows) == 0:
-            return {}
-        p = predict_rows(m, ds, val_rows, device=run.device)
-        return {"val_f1": _nanmean(f1_per_au(labels[val_rows], p, valid[val_rows])),
-                "val_auc": _nanmean(auc_per_au(labels[val_rows], p, valid[val_rows]))}
+        def evaluate(m, epoch):  # validation subjects: mean F1 at 0.5 and AUC
+            if len(val_rows) == 0:
+                return {}
+            p = predict_rows(m, ds, val_rows, device=run.device)
+            return {"val_f1": _nanmean(f1_per_au(labels[val_rows], p, valid[val_rows])),
+                    "val_auc": _nanmean(auc_per_au(labels[val_rows], p, valid[val_rows]))}
 
-    tcfg = TrainConfig(epochs=run.epochs, optimizer=run.optimizer, lr=run.lr, weight_decay=run.weight_decay,
-                       schedule=run.schedule, warmup_epochs=run.warmup_epochs, steps_per_epoch=run.steps_per_epoch,
-                       seed=run.seed, device=run.device, progress=progress,
-                       monitor="val_f1" if len(val_rows) else None)
-    history = fit(model, loader, tcfg, out_dir=out, resume=True, evaluate=evaluate,
-                  run_info={"aulib_run": config})
+        tcfg = TrainConfig(epochs=run.epochs, optimizer=run.optimizer, lr=run.lr, weight_decay=run.weight_decay,
+                           schedule=run.schedule, warmup_epochs=run.warmup_epochs,
+                           steps_per_epoch=run.steps_per_epoch, seed=run.seed, device=run.device, progress=progress,
+                           monitor="val_f1" if len(val_rows) else None)
+        history = fit(model, loader, tcfg, out_dir=out, resume=True, evaluate=evaluate,
+                      run_info={"aulib_run": config})
 
     thresholds = np.full(len(ds.aus), 0.5)
     if run.tune_thresholds and len(val_rows):
@@ -434,10 +530,78 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
     }
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "method": method,
-                       "config": config["method_config"], "aus": ds.aus, "thresholds": thresholds.tolist(),
-                       "preprocessing": pre, "state_dict": state, "card": card}, out / "model.pt")
+                       "config": {**config["method_config"], **init_kw}, "aus": ds.aus,
+                       "thresholds": thresholds.tolist(), "preprocessing": pre, "state_dict": state, "card": card,
+                       **({"head": head_info} if head_info else {})}, out / "model.pt")
     write_card(card, out)
     return card
+
+
+def pretraining_set(run: RunConfig, method: str, ds, fit_rows: np.ndarray):
+    """The pretraining faces, cut like the labelled ones: ``pretrain_data`` (default :data:`PRETRAIN_DATA`), a
+    ``synth:`` preset of ``pretrain_subjects`` faces, a canonical folder, or ``"self"``: the fit frames of the
+    labelled set (their labels are not read)."""
+    src = run.pretrain_data or PRETRAIN_DATA[method]
+    if src == "self":
+        return ds.subset(fit_rows) if hasattr(ds, "subset") else ds
+    kw = {"n_subjects": run.pretrain_subjects, "sequences_per_subject": 1, "frames_per_sequence": 1,
+          "seed": run.seed + 100, "progress": None} if src.startswith("synth:") else None
+    try:
+        return prepare(load_data(src, kw), run)
+    except ValueError as exc:
+        raise RunError(f"pretrain_data={src}: {exc}") from None
+
+
+def _pretrain_and_probe(method: str, cfg, run: RunConfig, ds, fit_rows, out: Path, config: dict, progress: bool):
+    """RRL / EmoCo: pretrain on :func:`pretraining_set` (resumable in ``out``), then fit the paper's linear probe
+    on the fit frames' features. Returns (ProbedEncoder, pretraining history, constructor arguments to save,
+    the head's description)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from aulib.data.dataset import FrameDataset
+    from aulib.eval.protocols import ProbeConfig, ProbedEncoder, extract_features, train_head
+
+    pre = pretraining_set(run, method, ds, fit_rows)
+    init_kw: dict[str, Any] = {}
+    if method == "rrl":
+        from aulib.experiments.rrl import pretrain, relation_matrix
+
+        relation = relation_matrix(ds, fit_rows, aus=cfg.aus) if cfg.use_corr else None  # M: the fit labels only
+        if relation is not None:
+            init_kw["relation"] = np.asarray(relation).tolist()
+        net, history = pretrain(pre, cfg, relation, epochs=run.epochs, seed=run.seed, device=run.device,
+                                out_dir=out, progress=progress, num_workers=run.workers,
+                                warmup_epochs=run.warmup_epochs, batch_augment=True)
+        head_kind = "bn_linear"  # RRL Sec. 3: BatchNorm + Linear without bias
+    else:
+        from aulib.methods import registry
+        from aulib.methods.emoco import TwoViews, mocov2_augmentation
+        from aulib.train import TrainConfig, fit
+
+        try:
+            faces = TwoViews.from_canonical(pre, transform=mocov2_augmentation(
+                run.image_size, run.channels, blur=run.blur, crop_scale=tuple(run.crop_scale)))
+        except ValueError as exc:
+            raise RunError(f"pretrain_data={run.pretrain_data or PRETRAIN_DATA[method]}: {exc}") from None
+        loader = DataLoader(faces, batch_size=min(run.batch_size, len(faces)), shuffle=True, drop_last=True,
+                            num_workers=run.workers, generator=torch.Generator().manual_seed(run.seed))
+        net = registry.create(method, **asdict(cfg))
+        tc = TrainConfig(epochs=run.epochs, optimizer=run.optimizer, lr=run.lr, weight_decay=run.weight_decay,
+                         momentum=0.9, schedule=run.schedule, warmup_epochs=run.warmup_epochs, seed=run.seed,
+                         device=run.device, progress=progress)
+        history = fit(net, loader, tc, out_dir=out, resume=True, run_info={"aulib_run": config})
+        net = net.cpu().eval()
+        head_kind = "linear"  # EmoCo's linear protocol
+    feats, labels, valid = extract_features(
+        net, DataLoader(FrameDataset(ds, fit_rows), batch_size=128), run.device,
+        feature_fn=lambda m, x: m.features(x), progress=False)
+    head = train_head(feats, labels, valid, ProbeConfig(head=head_kind, epochs=run.probe_epochs, lr=run.probe_lr,
+                                                        seed=run.seed, device=run.device, progress=False))
+    model = ProbedEncoder(net, head.cpu()).eval()
+    info = {"kind": head_kind, "in_dim": int(feats.shape[1]), "out_dim": int(labels.shape[1]),
+            "pretrain_data": run.pretrain_data or PRETRAIN_DATA[method], "pretrain_frames": len(pre)}
+    return model, history, init_kw, info
 
 
 def write_card(card: dict, out: str | os.PathLike) -> None:
@@ -489,7 +653,7 @@ def command_line() -> str:
 
 
 def package_model(run: str | os.PathLike, dest: str | os.PathLike, notes: list[str] | tuple[str, ...] = ()) -> dict:
-    """Copy a run's model.pt to ``dest`` (e.g. aulib/weights/aulib_synthetic_v1.pt) with its card completed by
+    """Copy a run's model.pt to ``dest`` (e.g. aulib/weights/aulib_synthetic_v2.pt) with its card completed by
     the real-photo check (:func:`aulib.inference.real_photo_check`) and ``notes``; writes the card as
     ``dest`` .json / .md beside it. Returns the card."""
     import torch

@@ -3,7 +3,6 @@ checkpoint loading, the FAN cache keyed by settings + data, the official consist
 Table X's dependency F1 = the action-conditional F1 of [65] (Tirupattur et al., CVPR 2021)."""
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd

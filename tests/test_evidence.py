@@ -141,6 +141,19 @@ def test_no_evidence_when_a_side_does_not_beat_always_present_or_ranks_at_chance
     assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "holds"
 
 
+def test_a_baseline_side_is_exempt_from_the_detection_gate_but_the_method_side_is_not():
+    # "pretrained beats the untrained encoder": random weights need not detect; the pretrained side must
+    a, b = [0.60, 0.62, 0.61, 0.63, 0.60, 0.62], [0.20, 0.22, 0.21, 0.20, 0.19, 0.21]
+    res = results_from({"A": a, "untrained encoder": b, "always present": AP}, auc={"untrained encoder": 0.52})
+    res.loc[res.variant == "untrained encoder", "role"] = "baseline"
+    assert judge(res, [Claim("c", "A", "untrained encoder")]).verdict.item() == "holds"
+    res.loc[res.variant == "untrained encoder", "role"] = "method"  # the same numbers as a method: gated
+    assert judge(res, [Claim("c", "A", "untrained encoder")]).verdict.item() == "no evidence"
+    res = results_from({"A": [0.25] * 6, "untrained encoder": b, "always present": AP})
+    res.loc[res.variant == "untrained encoder", "role"] = "baseline"
+    assert judge(res, [Claim("c", "A", "untrained encoder")]).verdict.item() == "no evidence"
+
+
 def test_few_units_use_a_bootstrap_and_one_unit_resolves_nothing():
     lo, hi, how = interval([0.02, 0.05, 0.03])
     assert how == "bootstrap" and 0.02 - 1e-12 <= lo < hi <= 0.05 + 1e-12

@@ -125,3 +125,14 @@ def test_shipped_model_on_the_astronaut_offline(files, monkeypatch):
     assert model.card.get("trained_on_synthetic_faces_only") is True
     df = aulib.predict([files / "astronaut.png"])
     assert len(df) == 1 and df.success.iloc[0] == 1 and len(model.aus) == 12
+
+
+@pytest.mark.parametrize("method", ["tranet", "cnn_study", "rrl", "emoco"])
+def test_paper_models_predict_on_a_photo(method, files, tmp_path):
+    """A TRA-Net / CNN-study / RRL / EmoCo run predicts on a real photo, its face cut by the run's own template."""
+    out = tmp_path / method
+    train(method, "synth:bp4d", out, profile="smoke", overrides=TINY, progress=False)
+    df = aulib.predict([files / "astronaut.png"], checkpoint=out)
+    aus = [c for c in df.columns if c.startswith("AU") and not c.endswith("_c")]
+    assert len(df) == 1 and df.success.iloc[0] == 1 and len(aus) == 12
+    assert 0 <= df[aus].min(axis=1).iloc[0] and df[aus].max(axis=1).iloc[0] <= 1

@@ -194,7 +194,7 @@ def test_experiment_driver_returns_results_with_baselines_and_reference_and_judg
     assert len(run.supervised_history) and "loss" in run.supervised_history
     assert "global+local+corr" in run.models
     claims = X.judge_claims(r, [c for c in X.CLAIMS if {c.a, c.b} <= set(r["variant"])])
-    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS and len(claims) == 2
+    assert list(claims.columns[: len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS and len(claims) == 3
     assert set(claims["verdict"]) <= set(VERDICTS) and (claims["n_units"] == 2).all()
     assert "RRL F1" in X.summary_markdown(r, claims)
 
@@ -203,9 +203,21 @@ def test_claims_name_the_papers_rows_and_directions():
     from aulib.experiments import rrl as X
 
     by = {c.claim: c for c in X.CLAIMS}
-    assert len(X.CLAIMS) == 6 and all(c.dataset == X.BP4D for c in X.CLAIMS)
+    assert len(X.CLAIMS) == 7 and all(c.dataset == X.BP4D for c in X.CLAIMS)
+    assert by["BYOL alone (global) beats the untrained encoder"].b == "untrained encoder"
     assert by["Table 3: local learning adds to global only"].paper_diff == pytest.approx(0.009)
     assert by["Table 4: augmentation helps Swin-T"].paper_diff == pytest.approx(0.011)
     assert by["pretrained RRL beats the untrained encoder"].direction == 1
     names = set(X.ABLATIONS) | {"untrained encoder"}
     assert all({c.a, c.b} <= names for c in X.CLAIMS)
+
+
+def test_pretrain_runs_count_the_relation_rows_per_fold():
+    from aulib.experiments import rrl as X
+
+    P = {"variants": ["global", "global+local+corr", "global+corr"], "seeds": [0, 1], "folds": [1, 2, 3],
+         "disfa_seeds": [0], "disfa_folds": [1]}
+    assert X.pretrain_runs(P) == 2 * (1 + 3 + 3) + 1
+    assert X.pretrain_runs({**P, "disfa_folds": [1, 2]}) == 2 * 7 + 2
+    assert X.pretrain_runs(X.settings("cpu")) == 1 + 1 + 3 + 1  # what the cpu report runs
+    assert X.pretrain_runs(X.settings("gpu")) == 3 * (1 + 1 + 3 + 3 + 3 + 3) + 3 * 3

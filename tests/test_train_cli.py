@@ -37,9 +37,9 @@ def test_unknown_key_is_one_line_listing_the_valid_keys(tmp_path):
 
 
 def test_methods_without_an_image_model_say_where_they_train(tmp_path):
-    r = run_cli("train", "rrl", "--data", "synth:bp4d", "--out", str(tmp_path / "run"))
+    r = run_cli("train", "aunet", "--data", "synth:bp4d", "--out", str(tmp_path / "run"))
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "rrl is trained through aulib.experiments.rrl" in r.stderr
+    assert "aunet is trained through aulib.experiments.aunet" in r.stderr
 
 
 def test_tiny_run_folder_has_card_and_resumes(tmp_path):
@@ -61,8 +61,98 @@ def test_tiny_run_folder_has_card_and_resumes(tmp_path):
         train("supervised", "synth:bp4d", out, profile="smoke", overrides=[*TINY, "lr=0.5"], progress=False)
 
 
+@pytest.mark.parametrize("method,template,channels", [("tranet", "tranet", 1), ("cnn_study", "rrl", 1)])
+def test_paper_image_models_train_and_predict(tmp_path, method, template, channels):
+    """TRA-Net and a CNN-study network through `train` -> model.pt -> the predictor, with their own settings."""
+    import numpy as np
+    import torch
+
+    from aulib.inference import load_model
+
+    out = tmp_path / method
+    card = train(method, "synth:bp4d", out, profile="smoke", overrides=TINY, progress=False)
+    assert card["method"] == method and card["preprocessing"]["template"] == template
+    assert card["preprocessing"]["channels"] == channels and len(card["aus"]) == 12
+    cfg = json.loads((out / "config.json").read_text())["method_config"]
+    if method == "tranet":
+        assert cfg["aus"] == [1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24] and 0.3 < cfg["centre_row"] < 0.7
+        assert set(cfg["regions"]) == {"upper", "middle", "lower"}
+    else:
+        assert cfg["num_aus"] == 12 and cfg["image_size"] == 48
+    model = load_model(out)
+    x = torch.rand(2, channels, 48, 48)
+    with torch.no_grad():
+        logits = model.method(x)
+    assert logits.shape == (2, 12) and np.isfinite(logits.numpy()).all()
+    # the saved weights are the trained ones
+    state = torch.load(out / "model.pt", map_location="cpu", weights_only=False)["state_dict"]
+    k = next(iter(state))
+    assert torch.equal(model.method.state_dict()[k].float(), state[k].float())
+
+
+def test_cnn_study_refuses_colour(tmp_path):
+    with pytest.raises(RunError, match="grey faces"):
+        train("cnn_study", "synth:bp4d", tmp_path / "r", profile="smoke", overrides=[*TINY, "channels=3"],
+              progress=False)
+
+
 def test_foreign_folder_is_refused(tmp_path):
     (tmp_path / "mine.txt").write_text("x")
     with pytest.raises(RunError, match="not an aulib run folder"):
         train("supervised", "synth:bp4d", tmp_path, profile="smoke", overrides=TINY, progress=False)
     assert (tmp_path / "mine.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("method", ["rrl", "emoco"])
+def test_self_supervised_methods_pretrain_probe_and_predict(tmp_path, method):
+    """RRL / EmoCo through `train`: pretraining on their own default set, the linear probe on the fit frames,
+    model.pt = frozen encoder + probe head, reloaded by the predictor with identical outputs."""
+    import numpy as np
+    import torch
+
+    from aulib.inference import load_model
+
+    out = tmp_path / method
+    card = train(method, "synth:bp4d", out, profile="smoke", overrides=[*TINY, "epochs=1"], progress=False)
+    assert card["method"] == method and len(card["aus"]) == 12
+    ckpt = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
+    assert ckpt["head"]["kind"] == ("bn_linear" if method == "rrl" else "linear")
+    assert ckpt["head"]["pretrain_data"] == ("synth:emotionet" if method == "rrl" else "synth:affectnet")
+    if method == "rrl":
+        assert np.asarray(ckpt["config"]["relation"]).shape == (12, 12)  # M of the fit frames
+    assert (out / "history.csv").is_file() and {"f1", "auc"} <= set(card["metrics"]["test"])
+    model = load_model(out)
+    ch = card["preprocessing"]["channels"]
+    size = card["preprocessing"]["size"]
+    x = torch.rand(3, ch, size, size)
+    with torch.no_grad():
+        logits = model.method(x)
+    assert logits.shape == (3, 12) and np.isfinite(logits.numpy()).all()
+    # the same call again resumes the finished pretraining and gives the same model
+    again = train(method, "synth:bp4d", out, profile="smoke", overrides=[*TINY, "epochs=1"], progress=False)
+    assert again["epochs_trained"] == card["epochs_trained"]
+
+
+def test_emoco_needs_emotion_labels_to_pretrain(tmp_path):
+    with pytest.raises(RunError, match="emotion"):
+        train("emoco", "synth:bp4d", tmp_path / "r", profile="smoke",
+              overrides=[*TINY, "epochs=1", "pretrain_data=synth:disfa", "pretrain_subjects=20"], progress=False)
+    with pytest.raises(RunError, match="pretrain_data=synth:disfa: .*too many"):
+        train("emoco", "synth:bp4d", tmp_path / "r2", profile="smoke",
+              overrides=[*TINY, "epochs=1", "pretrain_data=synth:disfa", "pretrain_subjects=999"], progress=False)
+
+
+def test_real_augmentation_compresses_about_half_the_faces_as_jpeg():
+    import torch
+
+    from aulib.data.transforms import to_sample
+    from aulib.runs import augmentation
+
+    aug = augmentation("real")
+    torch.manual_seed(0)
+    img, lm = torch.rand(1, 48, 48) * 0.6 + 0.2, torch.full((68, 2), 24.0)
+    outs = [aug(to_sample(img, lm))["image"].as_subclass(torch.Tensor) for _ in range(80)]
+    assert all(o.shape == img.shape and 0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
+    # a JPEG-decoded face is uint8 / 255 exactly; gamma and noise leave the others off that grid
+    jpeg = [bool(torch.allclose(o * 255, (o * 255).round(), atol=1e-4)) for o in outs]
+    assert 0.3 < sum(jpeg) / len(jpeg) < 0.7

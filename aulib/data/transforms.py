@@ -8,6 +8,8 @@ image; :class:`FaceHorizontalFlip` also swaps the iBUG left/right indices so lan
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torchvision import tv_tensors
@@ -57,6 +59,48 @@ def geometric(rotation: float = 15.0, scale: tuple[float, float] = (0.9, 1.1), s
     """A common geometric augmentation (landmarks follow)."""
     return v2.Compose([FaceHorizontalFlip(flip),
                        v2.RandomAffine(degrees=rotation, translate=(shift, shift), scale=scale)])
+
+
+@dataclass
+class ViewAug:
+    """One view's augmentation for self-supervised pairs (probabilities and strengths, as BYOL / RRL give them):
+    a face flip, an optional affine, colour jitter, greyscale and Gaussian blur. :func:`view_pipeline` makes it
+    per sample (torchvision v2), :class:`aulib.data.batch_augment.BatchView` on a whole batch (Kornia)."""
+
+    flip: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    grey: float = 0.2
+    blur: float = 1.0  # probability of a Gaussian blur
+    blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224 px; scaled with the image size
+    rotation: float = 0.0  # degrees (RRL uses no geometric augmentation besides the flip)
+    scale: tuple[float, float] = (1.0, 1.0)  # random zoom range (landmarks follow)
+    shift: float = 0.0  # random translation, fraction of the image side
+
+    @property
+    def geometric(self) -> bool:
+        return self.rotation > 0 or self.shift > 0 or tuple(self.scale) != (1.0, 1.0)
+
+    def blur_kernel(self, size: int) -> int:
+        """Odd kernel of about 10 % of the image side (BYOL), at least 3."""
+        return max(3, int(round(0.1 * size)) // 2 * 2 + 1)
+
+
+def view_pipeline(v: ViewAug, size: int) -> v2.Compose:
+    """``v`` as a per-sample torchvision v2 pipeline (sample dict in, sample dict out; landmarks follow)."""
+    s = size / 224
+    k = v.blur_kernel(size)
+    ops: list = [FaceHorizontalFlip(v.flip)]
+    if v.geometric:
+        ops.append(v2.RandomAffine(degrees=v.rotation, translate=(v.shift, v.shift) if v.shift > 0 else None,
+                                   scale=tuple(v.scale) if tuple(v.scale) != (1.0, 1.0) else None))
+    ops += [v2.RandomApply([v2.ColorJitter(v.brightness, v.contrast, v.saturation, v.hue)], p=v.jitter_p),
+            v2.RandomGrayscale(v.grey),
+            v2.RandomApply([v2.GaussianBlur(k, (v.blur_sigma[0] * s, v.blur_sigma[1] * s))], p=v.blur)]
+    return v2.Compose(ops)
 
 
 def to_sample(image: torch.Tensor, landmarks: torch.Tensor) -> dict:

@@ -10,8 +10,11 @@ says otherwise) is averaged over the AUs, and ``diff = a - b``. Over the ``n`` u
 
 Verdicts, in the paper's direction (``sign(paper_diff)``; "a > b" when the paper gives no number):
 
-``no evidence``   either side's mean F1 over the units does not beat ``always present`` on the same units, or
-                  its mean AUC is below 0.6: a comparison between detectors that do not detect says nothing;
+``no evidence``   a side that is meant to detect (any role but ``baseline``) has a mean F1 over the units that
+                  does not beat ``always present`` on the same units, or a mean AUC below 0.6: a comparison
+                  between detectors that do not detect says nothing. A ``baseline`` side (the ``untrained
+                  encoder``) is exempt: "pretraining beats random weights" is a claim about the pretrained side,
+                  and random weights are not expected to detect;
 ``holds``         the interval lies above 0;
 ``opposite``      the interval lies below 0;
 ``not resolved``  the interval contains 0 (or there is a single unit).
@@ -116,7 +119,10 @@ def judge_one(results: pd.DataFrame, c: Claim, level: float = 0.95, min_auc: flo
         common = units.intersection(base.index)
         if len(common) == 0:
             raise KeyError(f"claim {c.claim!r}: no '{ALWAYS_PRESENT}' rows on its units; run it through run_folds")
+        roles = r.groupby("variant", observed=True)["role"].first() if "role" in r else pd.Series(dtype=str)
         for name in (c.a, c.b):
+            if roles.get(name) == "baseline":
+                continue
             f1 = per_unit(r, name, "f1", c.aus).loc[common].mean()
             auc = per_unit(r, name, "auc", c.aus).loc[units].mean()
             if not (f1 > base.loc[common].mean()) or not (auc >= min_auc):

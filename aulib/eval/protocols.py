@@ -145,6 +145,22 @@ def predict_head(head: nn.Module, features: torch.Tensor) -> np.ndarray:
     return torch.sigmoid(head(features.float())).numpy()
 
 
+class ProbedEncoder(nn.Module):
+    """The linear protocol as one model: a pretrained method's frozen ``features(x)`` (B, D) and the probe head
+    trained on them; images (B, C, H, W) -> AU logits (B, K). What ``aulib train rrl|emoco`` saves."""
+
+    def __init__(self, method: nn.Module, head: nn.Module):
+        super().__init__()
+        if not hasattr(method, "features"):
+            raise TypeError(f"{type(method).__name__} has no features(x) for a probe head")
+        self.method, self.head = method, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            f = self.method.features(x)  # (B, D), frozen
+        return self.head(f.float())  # (B, K)
+
+
 @dataclass
 class ProbeResult:
     """Test-set predictions of a protocol: ``probs``/``labels`` (N, K) float, ``valid`` (N, K) bool."""

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from aulib import profiles
+from aulib.data.batch_augment import BatchMoCoViews, OnDevice
 from aulib.data.dataset import FrameDataset
 from aulib.data.loader import make_loader
 from aulib.data.schema import EMOTIONS, open_dataset
@@ -350,16 +351,30 @@ def pretrain_config(P: dict, seed: int = 0, device: str = "auto") -> TrainConfig
                        weight_decay=1e-4, momentum=0.9, schedule="cosine", seed=seed, device=device, progress=False)
 
 
-def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto") -> tuple[dict[str, EmoCo], pd.DataFrame]:
-    """Pretrain every run of :func:`pretrain_runs` on the emotion-labelled faces (AU labels never read); returns
-    the models (CPU, eval mode) and their histories (column ``run``, ``seconds``)."""
-    augment = mocov2_augmentation(data.image_size, data.channels, blur=P["blur"], crop_scale=P["crop_scale"])
+def pretrain_loader(data: EmoCoData, P: dict, device: str = "auto"):
+    """Batches ``{"q", "k", "emotion"}`` of the pretraining faces: MoCo v2 views made per sample in the loader
+    (:func:`mocov2_augmentation`), or, with ``P["batch_augment"]``, plain faces from the loader and both views
+    made on the whole batch on ``device`` (:class:`aulib.data.batch_augment.BatchMoCoViews`, Kornia)."""
+    batched = bool(P.get("batch_augment"))
+    augment = None if batched else mocov2_augmentation(data.image_size, data.channels, blur=P["blur"],
+                                                        crop_scale=P["crop_scale"])
     if isinstance(data.pretrain, FaceStream):
         data.pretrain.item = _TwoViewItem(augment)
         loader = make_loader(data.pretrain, P["batch_size"], num_workers=P.get("num_workers", 0), drop_last=True)
     else:
-        loader = DataLoader(TwoViews.from_canonical(data.pretrain, transform=augment), batch_size=P["batch_size"],
-                            shuffle=True, drop_last=True, num_workers=0)
+        faces = TwoViews.from_canonical(data.pretrain, transform=augment)
+        loader = DataLoader(faces.base if batched else faces, batch_size=P["batch_size"], shuffle=True,
+                            drop_last=True, num_workers=0)
+    if batched:
+        views = BatchMoCoViews(data.image_size, data.channels, blur=P["blur"], crop_scale=tuple(P["crop_scale"]))
+        return OnDevice(loader, views, device)
+    return loader
+
+
+def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto") -> tuple[dict[str, EmoCo], pd.DataFrame]:
+    """Pretrain every run of :func:`pretrain_runs` on the emotion-labelled faces (AU labels never read); returns
+    the models (CPU, eval mode) and their histories (column ``run``, ``seconds``)."""
+    loader = pretrain_loader(data, P, device)
     cfg = pretrain_config(P, seed, device)
     models, histories = {}, []
     for name, mcfg in tqdm(pretrain_runs(P, data.channels).items(), desc="pretraining"):
@@ -400,6 +415,8 @@ class _TwoViewItem:
 
     def __call__(self, face: dict) -> dict:
         img = torch.from_numpy(face["image"]).permute(2, 0, 1).float() / 255  # (C, H, W)
+        if self.transform is None:  # the views are made on the batch (BatchMoCoViews)
+            return {"image": img, "emotion": torch.tensor(face["emotion"])}
         return {"q": self.transform(img), "k": self.transform(img), "emotion": torch.tensor(face["emotion"])}
 
 

@@ -240,6 +240,8 @@ def _aunet(b: _Builder) -> None:
 
 
 def _rrl(b: _Builder) -> None:
+    from aulib.experiments.rrl import pretrain_runs
+
     P = profiles.get(b.profile, "rrl")
     m = P["method"]
     S, B = m["image_size"], m["batch_size"]
@@ -248,9 +250,11 @@ def _rrl(b: _Builder) -> None:
     stream = bool(P.get("stream"))
     down = _img_gib(_frames(P["bp4d_data"]), S, 3) + _img_gib(_frames(P["disfa_data"]), S, 3)
     host = down + (_stream_gib(P, B, S, 3, 2, b.m) if stream else _img_gib(n, S, 3))
-    data_s = AUG_SECONDS["rrl"] * (S * S) / (224 * 224) + (_face_seconds(S, 3) if stream else 0.0)
+    # per-sample views in the loader, or made on the batch on the GPU (batch_augment): then only the faces
+    aug_s = 0.0 if P.get("batch_augment") else AUG_SECONDS["rrl"] * (S * S) / (224 * 224)
+    data_s = aug_s + (_face_seconds(S, 3) if stream else 0.0)
     meas = MEASURED["rrl"][0] if m["backbone"] == "swin_t" and S == 224 else None
-    runs = len(P["variants"]) * len(P["seeds"]) + len(P["disfa_seeds"])
+    runs = pretrain_runs(P)
     steps = runs * P["epochs"] * (n // B)
     # 2 online fwd+bwd + 2 target fwd per image (two views), projector/predictor 4096 wide: ~ 2 x 3 + 2
     b.add("04_rrl", f"pretraining: {runs} runs x {P['epochs']} epochs ({'streamed' if stream else 'in memory'})",
@@ -285,7 +289,8 @@ def _emoco(b: _Builder) -> None:
     b.add("05_emoco", f"pretraining: {runs} runs x {P['epochs']} epochs ({'streamed' if stream else 'in memory'})",
           runs * P["epochs"] * (n // B), B, f, 4.0, host, _gpu_gib(p * 1.2, a, B, 1.4, queue_gib),
           _ckpt_gib(p * 2.2, runs), measured=meas,
-          data_s=AUG_SECONDS["emoco"] * S * S * C / (224 * 224 * 3) + (_face_seconds(S, C) if stream else 0.0))
+          data_s=(0.0 if P.get("batch_augment") else AUG_SECONDS["emoco"] * S * S * C / (224 * 224 * 3))
+          + (_face_seconds(S, C) if stream else 0.0))
     fb = P["finetune_batch"]
     evals = runs + 2
     ft = len(P["finetune_folds"]) * len(P["finetune_sets"]) * evals * P["finetune_epochs"] * (au_frames // 3 * 2 // fb)

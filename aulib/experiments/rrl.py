@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 
 from aulib import profiles
 from aulib.data import open_dataset
+from aulib.data.batch_augment import BatchTwoViews, OnDevice
 from aulib.data.dataset import FrameDataset
 from aulib.data.folds import fold_split
 from aulib.data.loader import make_loader
@@ -163,12 +164,26 @@ CLAIMS: list[Claim] = [
     Claim("Table 4: Swin-T beats VGG-16 (no augmentation)", "swin, no augment", "vgg, no augment",
           _paper_diff("swin, no augment", "vgg, no augment", "Table 4"), dataset=BP4D),
     Claim("pretrained RRL beats the untrained encoder", RRL_ROW, UNTRAINED, None, dataset=BP4D),
+    # not a claim of the paper: its premise that BYOL pretraining itself (Table 3's "global" row) beats random
+    # weights, which says whether a failure of the row above lies in BYOL or in the local / relation terms
+    Claim("BYOL alone (global) beats the untrained encoder", "global", UNTRAINED, None, dataset=BP4D),
 ]
 
 
 def judge_claims(results: pd.DataFrame, claims: Sequence[Claim] = CLAIMS) -> pd.DataFrame:
-    """:data:`CLAIMS` through the one rule."""
-    return judge(results, claims)
+    """:data:`CLAIMS` through the one rule; a claim whose rows this profile did not run is left out (listed by
+    :func:`claims_not_run`)."""
+    return judge(results, [c for c in claims if not _missing(results, c)])
+
+
+def _missing(results: pd.DataFrame, c: Claim) -> list[str]:
+    return [v for v in (c.a, c.b) if v not in set(results["variant"])]
+
+
+def claims_not_run(results: pd.DataFrame, claims: Sequence[Claim] = CLAIMS) -> list[str]:
+    """The claims :func:`judge_claims` leaves out because the profile did not run one of their rows."""
+    return [f"{c.claim} (row {', '.join(map(repr, _missing(results, c)))} not run)" for c in claims
+            if _missing(results, c)]
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -251,34 +266,45 @@ class _StreamItem:
         img = torch.from_numpy(face["image"]).permute(2, 0, 1).float() / 255  # (C, H, W)
         sample = {"image": tv_tensors.Image(img),
                   "landmarks": tv_tensors.KeyPoints(torch.from_numpy(face["landmarks"]), canvas_size=img.shape[-2:])}
-        sample = self.transform(sample)
+        if self.transform is not None:  # None: the views are made on the batch (BatchTwoViews)
+            sample = self.transform(sample)
         return {"image": sample["image"].as_subclass(torch.Tensor),
                 "landmarks": sample["landmarks"].as_subclass(torch.Tensor).float(), "row": torch.tensor(face["index"])}
 
 
 def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment: bool = True, seed: int = 0,
-                    num_workers: int | str = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2) -> DataLoader:
+                    num_workers: int | str = 0, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2,
+                    batch_augment: bool = False, device: str = "auto"):
     """Shuffled two-view loader over ``ds`` (labels are carried by FrameDataset but never read by RRL); a
-    :class:`FaceStream` is drawn in ``num_workers`` workers (``"auto"``: from the cores) and orders itself."""
+    :class:`FaceStream` is drawn in ``num_workers`` workers (``"auto"``: from the cores) and orders itself.
+
+    ``batch_augment``: the loader yields plain frames and the two views are made on the whole batch on
+    ``device`` (:class:`aulib.data.batch_augment.BatchTwoViews`, Kornia, per-sample parameters), instead of
+    per sample with torchvision v2 in the loader (:class:`TwoViewAugment`); the same ViewAug settings."""
+    per_sample = None if batch_augment else TwoViewAugment(view1, view2, augment, cfg.image_size)
     if isinstance(ds, FaceStream):
-        ds.item, ds.block = _StreamItem(TwoViewAugment(view1, view2, augment, cfg.image_size)), cfg.batch_size
-        return make_loader(ds, batch_size=cfg.batch_size, num_workers=num_workers, drop_last=True)
-    fd = FrameDataset(ds, rows, transform=TwoViewAugment(view1, view2, augment, cfg.image_size),
-                      size=cfg.image_size, channels=cfg.in_chans)
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(fd, batch_size=min(cfg.batch_size, len(fd)), shuffle=True, drop_last=True, generator=g,
-                      num_workers=num_workers)
+        ds.item, ds.block = _StreamItem(per_sample), cfg.batch_size
+        loader = make_loader(ds, batch_size=cfg.batch_size, num_workers=num_workers, drop_last=True)
+    else:
+        fd = FrameDataset(ds, rows, transform=per_sample, size=cfg.image_size, channels=cfg.in_chans)
+        g = torch.Generator().manual_seed(seed)
+        loader = DataLoader(fd, batch_size=min(cfg.batch_size, len(fd)), shuffle=True, drop_last=True, generator=g,
+                            num_workers=num_workers)
+    if batch_augment:
+        return OnDevice(loader, BatchTwoViews(view1, view2, cfg.image_size, augment), device)
+    return loader
 
 
 def pretrain(ds, cfg: RRLConfig, relation: np.ndarray | None, epochs: int, augment: bool = True, seed: int = 0,
              rows: np.ndarray | None = None, device: str = "auto", out_dir=None, progress: bool = True,
-             num_workers: int | str = 0, warmup_epochs: float = 0.0) -> tuple[RRL, pd.DataFrame]:
+             num_workers: int | str = 0, warmup_epochs: float = 0.0, batch_augment: bool = False
+             ) -> tuple[RRL, pd.DataFrame]:
     """Self-supervised RRL pretraining on the (unlabelled) frames ``rows`` of ``ds``: AdamW,
     lr = base_lr * BS / 256 with a cosine decay (after ``warmup_epochs`` of linear warm-up), the weight-decay
     and momentum schedules of the method. Returns (method, per-epoch history)."""
     seed_everything(seed)
     method = RRL(cfg, relation if cfg.use_corr else None)
-    loader = pretrain_loader(ds, cfg, rows, augment, seed, num_workers)
+    loader = pretrain_loader(ds, cfg, rows, augment, seed, num_workers, batch_augment=batch_augment, device=device)
     tc = TrainConfig(epochs=epochs, optimizer="adamw", lr=cfg.lr, weight_decay=0.0, schedule="cosine", seed=seed,
                      device=device, progress=progress, warmup_epochs=warmup_epochs)
     history = fit(method, loader, tc, out_dir=out_dir, resume=out_dir is not None)
@@ -391,6 +417,7 @@ class _Pretrained:
     keep_seed: int
     warmup_epochs: float = 0.0
     num_workers: int | str = 0
+    batch_augment: bool = False
 
     @property
     def per_fold(self) -> bool:
@@ -404,7 +431,8 @@ class _Pretrained:
             relation = relation_matrix(self.labelled, train_rows, aus=self.cfg.aus)  # this fold's M (Fig. 2)
         method, hist = pretrain(self.pretrain_set, self.cfg, relation, epochs=self.epochs,
                                 augment=self.augment, seed=seed, device=self.device, progress=False,
-                                num_workers=self.num_workers, warmup_epochs=self.warmup_epochs)
+                                num_workers=self.num_workers, warmup_epochs=self.warmup_epochs,
+                                batch_augment=self.batch_augment)
         run = f"{self.name} s{seed}" + (f" fold {fold}" if fold is not None else "")
         self.histories.append(hist.assign(variant=self.name, dataset=self.dataset, seed=seed, fold=fold, run=run))
         if self.models is not None and seed == self.keep_seed and self.name not in self.models:
@@ -412,9 +440,16 @@ class _Pretrained:
         return method.encoder
 
 
+def pretrain_runs(P: dict) -> int:
+    """How many pretrainings :func:`run_linear_protocol` makes: per seed one per BP4D-like row, one per fold for
+    the rows with the relation term (M per fold), and the full RRL per DISFA-like (fold, seed)."""
+    bp4d = sum(len(P["seeds"]) * (len(P["folds"]) if ABLATIONS[v].get("use_corr") else 1) for v in P["variants"])
+    return bp4d + len(P["disfa_seeds"]) * len(P.get("disfa_folds", P["folds"]))
+
+
 def run_linear_protocol(P: dict, data: Data, device: str = "auto", progress: bool = True) -> Run:
     """Every Table 3 / 4 row (``P["variants"]``) on the BP4D-like folds and seeds, the full RRL on the DISFA-like
-    folds (``P["disfa_seeds"]``), each with the untrained encoder and the supervised reference on the same units.
+    folds (``P["disfa_folds"]``, default ``P["folds"]``; seeds ``P["disfa_seeds"]``), each with the untrained encoder and the supervised reference on the same units.
     Rows with the relation term are pretrained per (fold, seed) with M counted on that fold's training labels."""
     import time
 
@@ -423,10 +458,10 @@ def run_linear_protocol(P: dict, data: Data, device: str = "auto", progress: boo
     histories: list[pd.DataFrame] = []
     models: dict[str, RRL] = {}
     tables, sup_hist, timings = [], [], {}
-    protocols = [(BP4D, EXP_BP4D, data.bp4d, base, list(P["variants"]), P["seeds"]),
+    protocols = [(BP4D, EXP_BP4D, data.bp4d, base, list(P["variants"]), P["seeds"], P["folds"]),
                  (DISFA, EXP_DISFA, data.disfa, RRLConfig.from_dict(asdict(base), aus=tuple(data.disfa.aus)),
-                  [RRL_ROW], P["disfa_seeds"])]
-    for dataset, exp, ds, cfg0, names, seeds in protocols:
+                  [RRL_ROW], P["disfa_seeds"], P.get("disfa_folds", P["folds"]))]
+    for dataset, exp, ds, cfg0, names, seeds, folds in protocols:
         t0 = time.perf_counter()
         variants = [Variant(UNTRAINED, FrozenProbe(lambda s, c=cfg0: untrained_encoder(c, s), ds, size, probe,
                                                    device), role="baseline")]
@@ -434,11 +469,11 @@ def run_linear_protocol(P: dict, data: Data, device: str = "auto", progress: boo
             cfg, augment = variant_config(cfg0, name, P["vgg_backbone"], P["vgg_kwargs"])
             make = _Pretrained(data.pretrain, cfg, augment, ds, P["epochs"], device, name, dataset,
                                histories, models if dataset == BP4D else None, seeds[0],
-                               P.get("warmup_epochs", 0.0), P.get("num_workers", 0))
+                               P.get("warmup_epochs", 0.0), P.get("num_workers", 0), P.get("batch_augment", False))
             variants.append(Variant(name, FrozenProbe(make, ds, size, probe, device), role=role_of(name)))
         ref = SupervisedReference(cfg0, ds, device=device, dataset=dataset, **sup)
         variants.append(Variant(SUPERVISED, ref, role="reference"))
-        tables.append(run_folds(ds, variants, folds=P["folds"], seeds=seeds, experiment=exp, dataset=dataset,
+        tables.append(run_folds(ds, variants, folds=folds, seeds=seeds, experiment=exp, dataset=dataset,
                                 progress=progress))
         sup_hist += ref.histories
         timings[f"{dataset} pretrain + probe + references"] = time.perf_counter() - t0
@@ -685,11 +720,14 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame) -> str:
     for verdict, text in (("holds", "hold in the paper's direction (the 95% interval excludes 0)"),
                           ("opposite", "go the other way (the interval lies on the wrong side of 0)"),
                           ("not resolved", "are within the run-to-run spread (the interval contains 0)"),
-                          ("no evidence", "compare rows of which at least one does not beat `always present` on "
-                           "F1 or has AUC below 0.6, so they say nothing on this data")):
+                          ("no evidence", "compare rows of which at least one pretrained row does not beat "
+                           "`always present` on F1 or has AUC below 0.6, so they say nothing on this data")):
         names = claims.loc[claims["verdict"] == verdict, "claim"].tolist()
         if names:
             lines.append(f"- These {text}: " + "; ".join(names) + ".")
+    skipped = claims_not_run(results)
+    if skipped:
+        lines.append("- Not judged in this profile: " + "; ".join(skipped) + ".")
     return "\n".join(lines)
 
 

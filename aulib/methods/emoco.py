@@ -200,6 +200,10 @@ class EmoCo(Method):
         """Encoder features (B, F): what the linear / finetune protocols and Fig.5 use."""
         return self.encoder(x)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, F): what the linear protocol's head reads (the encoder's pooled features)."""
+        return self.encoder(x)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The unit query q (B, 128)."""
         return F.normalize(self.projector(self.encoder(x)), dim=1)

@@ -38,6 +38,7 @@ from torch import nn
 
 from aulib.config import from_dict
 from aulib.data.au_maps import au_attention_maps, resize_maps
+from aulib.data.transforms import ViewAug, view_pipeline
 from aulib.losses.byol import byol_loss
 from aulib.losses.local_byol import local_byol_loss
 from aulib.losses.ot_relation import ot_marginals, ot_relation_loss, relation_cost, transport_plans
@@ -235,6 +236,10 @@ class RRL(Method):
     def encoder(self) -> Encoder:
         return self.online.encoder
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D): the global vector of f, what the linear protocol's head reads (everything else is dropped)."""
+        return self.online.encoder(x)[0]
+
     @torch.no_grad()
     def embed(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Frozen online features: ``global`` (B, D) and, with landmarks and a local head, ``local`` (B, K, D)."""
@@ -348,22 +353,6 @@ class RRL(Method):
 # --------------------------------------------------------------------------------------------- augmentation
 
 
-@dataclass
-class ViewAug:
-    """One view's augmentation (probabilities and strengths); RRL uses different colour values per view."""
-
-    flip: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    grey: float = 0.2
-    blur: float = 1.0  # probability of a Gaussian blur
-    blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224 px; scaled with the image size
-    rotation: float = 0.0  # degrees; the paper uses no geometric augmentation besides the flip
-
-
 # BYOL's asymmetric pair (blur always vs rarely) with RRL's per-view colour strengths
 VIEW1 = ViewAug()
 VIEW2 = ViewAug(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.05, blur=0.1)
@@ -376,23 +365,7 @@ class TwoViewAugment:
 
     def __init__(self, view1: ViewAug = VIEW1, view2: ViewAug = VIEW2, augment: bool = True, image_size: int = 224):
         self.augment = augment
-        self.pipes = [self._pipeline(v, image_size) for v in (view1, view2)]
-
-    @staticmethod
-    def _pipeline(v: ViewAug, size: int):
-        from torchvision.transforms import v2
-
-        from aulib.data.transforms import FaceHorizontalFlip
-
-        k = max(3, int(round(0.1 * size)) // 2 * 2 + 1)  # BYOL: kernel ~10% of the image
-        s = size / 224
-        ops = [FaceHorizontalFlip(v.flip)]
-        if v.rotation > 0:
-            ops.append(v2.RandomRotation(v.rotation))
-        ops += [v2.RandomApply([v2.ColorJitter(v.brightness, v.contrast, v.saturation, v.hue)], p=v.jitter_p),
-                v2.RandomGrayscale(v.grey),
-                v2.RandomApply([v2.GaussianBlur(k, (v.blur_sigma[0] * s, v.blur_sigma[1] * s))], p=v.blur)]
-        return v2.Compose(ops)
+        self.pipes = [view_pipeline(v, image_size) for v in (view1, view2)]
 
     def __call__(self, sample: dict) -> dict:
         if sample["image"].shape[-3] != 3:

@@ -155,6 +155,9 @@ class TRANetMethod(Method):
         self.cfg = cfg
         self.model = build_model(cfg)
 
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # (B, C, S, S) -> (B, K) AU logits, dataset order
+        return self.model(images)
+
     def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         x, y, v = batch["image"], batch["labels"], batch["valid"]  # (B, C, S, S), (B, K), (B, K)
         out = self.model.forward_branches(x)  # {region: (B, k_r)}
