@@ -543,7 +543,7 @@ def pretraining_set(run: RunConfig, method: str, ds, fit_rows: np.ndarray):
     labelled set (their labels are not read)."""
     src = run.pretrain_data or PRETRAIN_DATA[method]
     if src == "self":
-        return ds.subset(fit_rows) if hasattr(ds, "subset") else ds
+        return ds.subset(fit_rows)
     kw = {"n_subjects": run.pretrain_subjects, "sequences_per_subject": 1, "frames_per_sequence": 1,
           "seed": run.seed + 100, "progress": None} if src.startswith("synth:") else None
     try:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from aulib.data.loader import to_device
 from aulib.data.transforms import IBUG_MIRROR, ViewAug
 
 
@@ -95,30 +96,22 @@ class BatchTwoViews(nn.Module):
         return out
 
 
-def _to(obj: Any, device: torch.device) -> Any:
-    if torch.is_tensor(obj):
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {k: _to(v, device) for k, v in obj.items()}
-    return obj
-
-
 class OnDevice:
     """Iterate ``loader``, move each batch to ``device`` and apply ``transform(batch) -> batch`` there.
 
-    Everything else (``len``, ``sampler``, ``batch_sampler``, ``dataset``) is the wrapped loader's, so
+    ``device`` is the training device (the trainer's, e.g. ``aulib.train.resolve_device("auto")``, which gives
+    each DDP rank its own GPU). Everything else (``len``, ``sampler``, ``batch_sampler``, ``dataset``) is the
+    wrapped loader's, so
     :func:`aulib.train.fit` sets epochs and shards as before; its data-wait time now includes the transform."""
 
-    def __init__(self, loader: Iterable, transform: Callable[[dict], dict], device: str | torch.device = "auto"):
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+    def __init__(self, loader: Iterable, transform: Callable[[dict], dict], device: str | torch.device):
         self.loader, self.transform, self.device = loader, transform, torch.device(device)
         if isinstance(transform, nn.Module):
             transform.to(self.device)
 
     def __iter__(self) -> Iterator[dict]:
         for batch in self.loader:
-            yield self.transform(_to(batch, self.device))
+            yield self.transform(to_device(batch, self.device))
 
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]

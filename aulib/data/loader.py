@@ -10,6 +10,7 @@ this host under torchrun). With 0 workers the loader is the plain main-process o
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -46,3 +47,16 @@ def make_loader(dataset: Dataset, batch_size: int, num_workers: int | str = 0, s
         shuffle, generator = False, None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=workers,
                       pin_memory=pin, generator=generator, **extra, **kwargs)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move tensors inside dicts / lists / tuples to ``device`` (non-tensors unchanged)."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
+        return type(batch)(*(to_device(v, device) for v in batch))
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

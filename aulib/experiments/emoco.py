@@ -56,7 +56,7 @@ from aulib.methods.emoco import EmoCo, EmoCoConfig, MultiQueue, TwoViews, mocov2
 from aulib.methods.supervised import Supervised, SupervisedConfig
 from aulib.models import create_backbone
 from aulib.progress import tqdm
-from aulib.train import TrainConfig, fit, seed_everything
+from aulib.train import TrainConfig, fit, resolve_device, seed_everything
 
 # --- the protocol as data -------------------------------------------------------------------------------------
 #: Table IV's pretraining rows as EmoCoConfig flags (the F column, linear vs finetune, is the evaluation)
@@ -367,7 +367,7 @@ def pretrain_loader(data: EmoCoData, P: dict, device: str = "auto"):
                             drop_last=True, num_workers=0)
     if batched:
         views = BatchMoCoViews(data.image_size, data.channels, blur=P["blur"], crop_scale=tuple(P["crop_scale"]))
-        return OnDevice(loader, views, device)
+        return OnDevice(loader, views, resolve_device(device))
     return loader
 
 

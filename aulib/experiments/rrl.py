@@ -62,7 +62,7 @@ from aulib.methods.rrl import (
 )
 from aulib.methods.supervised import Supervised
 from aulib.models.heads import linear_head
-from aulib.train import TrainConfig, fit, seed_everything
+from aulib.train import TrainConfig, fit, resolve_device, seed_everything
 
 BP4D = "BP4D-like"
 DISFA = "DISFA-like"
@@ -291,7 +291,7 @@ def pretrain_loader(ds, cfg: RRLConfig, rows: np.ndarray | None = None, augment:
         loader = DataLoader(fd, batch_size=min(cfg.batch_size, len(fd)), shuffle=True, drop_last=True, generator=g,
                             num_workers=num_workers)
     if batch_augment:
-        return OnDevice(loader, BatchTwoViews(view1, view2, cfg.image_size, augment), device)
+        return OnDevice(loader, BatchTwoViews(view1, view2, cfg.image_size, augment), resolve_device(device))
     return loader
 
 

@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from aulib.data.loader import to_device  # noqa: F401  (re-exported: aulib.train.to_device)
 from aulib.methods.base import Method
 from aulib.train import distributed as dist_utils
 from aulib.train.seeding import rng_state, seed_everything, set_rng_state
@@ -136,19 +137,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
             return torch.device("cuda", dist_utils.local_rank())
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move tensors inside dicts / lists / tuples to ``device`` (non-tensors unchanged)."""
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # namedtuple
-        return type(batch)(*(to_device(v, device) for v in batch))
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
 
 
 def build_optimizer(params: Iterable, cfg: TrainConfig) -> torch.optim.Optimizer:
