@@ -216,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
                        "sets a field of the method's config or of aulib.runs.RunConfig (epochs, image_size, align, "
                        "...); with --data synth:PRESET, synth.<field> sets the generator. The same command again "
                        "resumes the run.")
-    t.add_argument("method", help="supervised, cnn_study, tranet, rrl or emoco (rrl / emoco: pretraining, then "
-                                  "the linear probe; aunet trains through its notebook for now)")
+    t.add_argument("method", help="supervised, cnn_study, tranet, aunet, rrl or emoco (rrl / emoco: pretraining, "
+                                  "then the linear probe; aunet: FAN, AU-VAE, then the head)")
     t.add_argument("--data", required=True, help="canonical dataset folder, or synth:PRESET (generated in memory)")
     t.add_argument("--out", required=True, help="run folder (new, empty, or this run's: resume)")
     t.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))

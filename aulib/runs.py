@@ -51,15 +51,20 @@ MODEL_FORMAT_VERSION = 1
 #: ``rrl`` and ``emoco`` pretrain first (RRL on unlabelled faces, EmoCo on emotion-labelled ones:
 #: ``pretrain_data``), then fit the paper's linear probe on the training fold; the saved model is the frozen
 #: encoder and the probe head (:class:`aulib.eval.protocols.ProbedEncoder`).
-TRAINABLE = ("supervised", "cnn_study", "tranet", "rrl", "emoco")
+#: ``aunet`` trains in the paper's three stages (:func:`_train_aunet`): its FAN on landmark heatmaps of
+#: ``pretrain_data`` faces (or loads ``fan_weights``), frozen; the AU-VAE on the fit frames' labels, frozen; the
+#: head with Eq.1 (+ Eq.3-4). Its schedule keys are its config's (``epochs``, ``lr``, ``batch_size``,
+#: ``fan_epochs``, ``vae_epochs``...), not the run's.
+TRAINABLE = ("supervised", "cnn_study", "tranet", "rrl", "emoco", "aunet")
 PRETRAINED = ("rrl", "emoco")
-#: where each self-supervised method pretrains unless ``pretrain_data`` says otherwise (the papers' sets)
-PRETRAIN_DATA = {"rrl": "synth:emotionet", "emoco": "synth:affectnet"}
+#: where each method pretrains unless ``pretrain_data`` says otherwise (the papers' sets; for AUNet the faces
+#: its FAN learns landmarks on, the stand-in for the face-alignment datasets of the public FAN)
+PRETRAIN_DATA = {"rrl": "synth:emotionet", "emoco": "synth:affectnet", "aunet": "synth:emotionet"}
 #: run settings a method needs unless given: TRA-Net's masks sit on faces cut by its own template; the CNN
 #: study works on grey faces
 METHOD_RUN_DEFAULTS: dict[str, dict[str, Any]] = {"tranet": {"align": "tranet"}, "cnn_study": {"channels": 1}}
-#: where the other registered methods are trained for now
-EXPERIMENT_MODULES = {"aunet": "aulib.experiments.aunet (notebooks/03_aunet.ipynb)"}
+#: where registered methods that ``train`` cannot build are trained (none of aulib's own)
+EXPERIMENT_MODULES: dict[str, str] = {}
 
 
 class RunError(ValueError):
@@ -140,6 +145,11 @@ def notebook_defaults(method: str, profile: str) -> tuple[dict[str, Any], dict[s
     if method == "tranet":
         P = profiles.get(profile, "tranet")["config"]
         return {k: P[k] for k in _TRANET_MODEL_KEYS if k in P}, {}
+    if method == "aunet":
+        P = profiles.get(profile, "aunet")
+        m = {k: v for k, v in P["method"].items() if k not in ("image_size", "channels")}
+        return m, {"image_size": P["method"]["image_size"], "channels": 3,
+                   "pretrain_subjects": P["fan_data"]["n_subjects"]}
     return {}, {}
 
 
@@ -163,6 +173,8 @@ def dataset_settings(method: str, ds, run: RunConfig) -> tuple[dict[str, Any], d
         return {"aus": tuple(int(a) for a in ds.aus), "in_chans": 3, "image_size": int(ds.meta.image_size[0])}, {}
     if method == "emoco":
         return {"in_chans": ch}, {}
+    if method == "aunet":
+        return {"n_aus": k, "channels": ch, "image_size": int(ds.meta.image_size[0])}, {}
     return {"num_aus": k, "in_chans": ch}, {}
 
 
@@ -468,10 +480,13 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
         fit_rows = np.sort(rng.choice(fit_rows, run.max_frames, replace=False))
     labels, valid = ds.au_matrix()
 
-    head_info = None
+    head_info, notes, protocol_probs = None, [], None
     if method in PRETRAINED:
         model, history, init_kw, head_info = _pretrain_and_probe(method, method_cfg, run, ds, fit_rows, out, config,
                                                                  progress)
+    elif method == "aunet":
+        model, history, init_kw, notes, protocol_probs = _train_aunet(method_cfg, run, ds, fit_rows, val_rows,
+                                                                       test_rows, out, config, progress)
     else:
         model = registry.create(method, **asdict(method_cfg), **init_kw)
         loader = torch.utils.data.DataLoader(
@@ -526,8 +541,12 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
                     "auc": float(per.at[a, "auc"]), "always_present_f1": float(ap.at[a, "f1"]),
                     "positive_rate": float(per.at[a, "n_pos"] / max(1, per.at[a, "n_valid"]))} for a in aus],
         "epochs_trained": int(len(history)), "best_epoch": history.attrs.get("best_epoch"),
-        "notes": [],
+        "notes": list(notes),
     }
+    if method == "aunet" and protocol_probs is not None:  # TDN: the paper's test input beside predict's
+        card["metrics"]["test, paper protocol (frames t-T, t, t+T)"] = {
+            "f1": _nanmean(f1_per_au(labels[test_rows], protocol_probs, valid[test_rows])),
+            "auc": _nanmean(auc_per_au(labels[test_rows], protocol_probs, valid[test_rows]))}
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_torch_save({"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, "method": method,
                        "config": {**config["method_config"], **init_kw}, "aus": ds.aus,
@@ -550,6 +569,74 @@ def pretraining_set(run: RunConfig, method: str, ds, fit_rows: np.ndarray):
         return prepare(load_data(src, kw), run)
     except ValueError as exc:
         raise RunError(f"pretrain_data={src}: {exc}") from None
+
+
+def _train_aunet(cfg, run: RunConfig, ds, fit_rows, val_rows, test_rows, out: Path, config: dict, progress: bool):
+    """AUNet's three stages (aulib.methods.aunet), each on the fit frames only: (1) the FAN, loaded from
+    ``cfg.fan_weights`` or trained on the landmarks of :func:`pretraining_set` faces (cached in ``out`` under a key
+    of its settings and data, so a resumed run reuses it), frozen; (2) the AU-VAE on the fit labels (Eq.2),
+    frozen; (3) the head (Eq.1, + Eq.3-4 with the VAE) by :func:`aulib.train.fit`, resumable, the best
+    validation epoch kept. Returns (model, head history, constructor arguments to save, card notes, test-fold
+    probabilities under the paper's triplet input for TDN variants, else None)."""
+    import torch
+
+    from aulib.data.schema import DatasetError
+    from aulib.eval.metrics import auc_per_au, f1_per_au
+    from aulib.experiments import aunet as X
+    from aulib.methods.aunet import VARIANTS, AUNetMethod, au_weights, build_fan
+    from aulib.models.fan import freeze, load_fan_weights
+    from aulib.train import resolve_device, seed_everything
+
+    spec = VARIANTS[cfg.variant]
+    device = resolve_device(run.device)
+    if spec["tdn"]:
+        try:
+            X.require_temporal_order(ds, cfg.temporal_offset)
+        except DatasetError as exc:
+            raise RunError(f"variant={cfg.variant} (TDN) needs videos: {exc}") from None
+    labels, valid = ds.au_matrix()
+    notes: list[str] = []
+    fan = None
+    if spec["backbone"] == "fan":
+        if cfg.fan_weights is not None:
+            fan = build_fan(cfg)
+            notes.append(f"FAN: {load_fan_weights(fan, cfg.fan_weights, strict=cfg.fan_strict)}")
+            fan = freeze(fan)
+        else:
+            faces = pretraining_set(run, "aunet", ds, fit_rows)
+            fan, _ = X.pretrain_fan(faces, np.arange(len(faces)), cfg, out_dir=out, device=run.device,
+                                    progress=progress)
+            notes.append(f"FAN trained by aulib on the 68 landmarks of {len(faces)} faces of "
+                         f"{run.pretrain_data or PRETRAIN_DATA['aunet']}, then frozen")
+    vae = None
+    if spec["vae"]:
+        seed_everything(run.seed)
+        vae, _ = X.pretrain_vae(labels[fit_rows], valid[fit_rows], cfg, device=run.device, progress=False)
+    seed_everything(run.seed)
+    weights = au_weights(labels[fit_rows], valid[fit_rows])
+    model = AUNetMethod(cfg, weights, fan=fan, vae=vae)
+    bank = X.feature_bank(fan, ds, cfg, device=device) if fan is not None else None
+    loader = X.make_loader(ds, fit_rows, cfg, train=True, bank=bank, num_workers=run.workers)
+
+    def evaluate(m, epoch):  # validation subjects, single frames as `predict` sees them
+        if len(val_rows) == 0:
+            return {}
+        p = predict_rows(m, ds, val_rows, device=run.device)
+        return {"val_f1": _nanmean(f1_per_au(labels[val_rows], p, valid[val_rows])),
+                "val_auc": _nanmean(auc_per_au(labels[val_rows], p, valid[val_rows]))}
+
+    tc = X.head_train_config(cfg, device=run.device, progress=progress, seed=run.seed,
+                             monitor="val_f1" if len(val_rows) else None)
+    from aulib.train import fit
+
+    history = fit(model, loader, tc, out_dir=out, resume=True, evaluate=evaluate, run_info={"aulib_run": config})
+    model = model.cpu().eval()
+    protocol = None
+    if spec["tdn"]:
+        protocol = torch.sigmoid(torch.from_numpy(X.predict(model, ds, test_rows, bank=bank, device=device))).numpy()
+        notes.append("TDN on a single photo (aulib predict): the frame is its own neighbour, so the motion input "
+                     "is zero; the test metrics above are measured that way, the paper's triplet input beside them")
+    return model, history, {"au_weights": weights.tolist(), "build_parts": True}, notes, protocol
 
 
 def _pretrain_and_probe(method: str, cfg, run: RunConfig, ds, fit_rows, out: Path, config: dict, progress: bool):
@@ -633,6 +720,8 @@ def card_markdown(card: dict) -> str:
               "## Test fold (mean over AUs)", "",
               "| | F1 @0.5 | F1 @thresholds | AUC |", "|---|---|---|---|",
               f"| {card['method']} | {m['f1']:.3f} | {m.get('f1_at_thresholds', float('nan')):.3f} | {m['auc']:.3f} |",
+              *[f"| {name} | {v['f1']:.3f} | - | {v['auc']:.3f} |" for name, v in card["metrics"].items()
+                if name not in ("test", "always present", "prior")],
               f"| always present | {ap['f1']:.3f} | {ap['f1']:.3f} | {ap['auc']:.3f} |", "",
               "## Per AU", "", "| AU | threshold | F1 @thr | AUC | always-present F1 | positive rate |",
               "|---|---|---|---|---|---|"]

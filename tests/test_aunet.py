@@ -1,5 +1,7 @@
 """AUNet: FAN (blocks, checkpoint loading, localisation), the AU head with TDN, the VAE, the method and cost."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,6 +263,36 @@ def test_feature_bank_path_equals_image_path_and_mirror_averaging():
     assert torch.equal(shared, bank["mirror"][[1, 2, 3]])  # the flip is shared by the three frames
 
 
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_image_tensor_path_is_the_test_protocol_on_a_still_face(variant):
+    """model(x) (what `predict` calls): grey faces repeated to RGB for the FAN, TDN variants fed (x, x, x), the
+    mean of the face's and its mirror's logits; equal to the dict batches of the training code."""
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(variant)
+    m = AUNetMethod(cfg, np.full(3, 1 / 3), fan=FAN(width=16, depth=3), vae=AUVAE(3, 2)).eval()
+    x = torch.rand(2, 1, 64, 64)
+    rgb = x.repeat(1, 3, 1, 1) if VARIANTS[variant]["backbone"] == "fan" else x
+    key, inp = ("images", torch.stack([rgb, rgb, rgb], 1)) if VARIANTS[variant]["tdn"] else ("image", rgb)
+    with torch.no_grad():
+        want = 0.5 * (m({key: inp}) + m({key: inp.flip(-1)}))
+        assert torch.allclose(m(x), want, atol=1e-6)
+        m.cfg.mirror_test = False
+        assert torch.allclose(m(x), m({key: inp}), atol=1e-6)
+
+
+def test_build_parts_gives_the_empty_model_a_checkpoint_fills():
+    cfg = _tiny_cfg("aunet")
+    with pytest.raises(ValueError, match="needs a \\(frozen\\) FAN"):
+        AUNetMethod(cfg, np.full(3, 1 / 3))
+    trained = AUNetMethod(cfg, np.array([0.2, 0.3, 0.5]), fan=FAN(width=16, depth=3), vae=AUVAE(3, 2)).eval()
+    empty = AUNetMethod(cfg, np.full(3, 1 / 3), build_parts=True)
+    assert empty.state_dict().keys() == trained.state_dict().keys()
+    empty.load_state_dict(trained.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(empty.eval()(x), trained(x))
+
 # ----------------------------------------------------------------------------------------------- Table X metrics
 def test_adjacency_metrics():
     rng = np.random.default_rng(0)
@@ -308,6 +340,41 @@ def test_fan_localises_synthetic_faces_after_smoke_training():
     centre = nme(np.full_like(true, 32.0), true).mean()  # every point at the image centre
     # a few dozen CPU steps: well on the way, not converged (the notebook's FAN trains longer)
     assert err < 0.5 * err0 and err < 0.9 * centre, (err, err0, centre)
+
+
+def test_each_run_keeps_its_best_validation_epoch_on_held_out_training_subjects():
+    """Ablation(val_fraction>0): the head trains on the fit subjects only, every epoch is scored on the held-out
+    training subjects (never the test fold), and the returned weights are the best-F1 epoch's."""
+    from aulib.experiments.aunet import Ablation
+    from aulib.train import loop
+
+    torch.manual_seed(0)
+    ds = make_dataset(n_subjects=6, seqs=1, frames=6, size=64)
+    cfg = replace(_tiny_cfg("au_fan"), epochs=3)
+    fan = FAN(width=16, depth=3).eval()
+    subj = ds.frames.subject.to_numpy()
+    train_rows = np.flatnonzero(np.isin(subj, np.unique(subj)[:4]))
+    test_rows = np.flatnonzero(~np.isin(subj, np.unique(subj)[:4]))
+    seen = []
+    real_fit = loop.fit
+
+    def spy(method, loader, tc, *a, **kw):
+        seen.append((np.unique(subj[loader.dataset.rows]), tc.monitor))
+        return real_fit(method, loader, tc, *a, **kw)
+
+    import aulib.experiments.aunet as X
+
+    X.fit = spy
+    try:
+        ab = Ablation(ds, cfg, fan, device="cpu", val_fraction=0.25)
+        ab.fit_predict("AU-FAN", {}, train_rows, test_rows, 1, 0)
+    finally:
+        X.fit = real_fit
+    fit_subjects, monitor = seen[-1]
+    assert monitor == "val_f1" and len(fit_subjects) == 3  # one of the four training subjects held out
+    h = ab.histories[-1]
+    assert {"val_f1", "val_auc"} <= set(h.columns) and len(h) == 3
+    assert h.attrs["best_epoch"] == int(h["val_f1"].to_numpy().argmax()) + 1
 
 
 def test_switches_count_only_within_sequences():

@@ -148,7 +148,7 @@ def test_two_view_augment_keeps_landmarks_with_the_flip():
         TwoViewAugment(image_size=32)(to_sample(torch.zeros(1, 32, 32), lm))
 
 
-def test_relation_term_works_in_the_projection_space_and_plans_leave_the_model_untouched():
+def test_relation_term_works_in_one_space_and_plans_leave_the_model_untouched():
     torch.manual_seed(0)
     m = RRL(_tiny(), _relation())
     batch = _batch(16)
@@ -156,7 +156,7 @@ def test_relation_term_works_in_the_projection_space_and_plans_leave_the_model_u
     with torch.no_grad():
         on, tg = m.online(x1, m1), m.target(x2, m2)
     o_loc, t_loc, o_g, t_g = m.relation_inputs([on], [tg])
-    # Eq.5 dots a local vector with the other network's global one: both must come out of the shared g
+    # Eq.5 dots a local vector with the other network's global one: both must live in the space of g (and q)
     assert o_loc.shape == t_loc.shape == (16, len(AUS), m.cfg.proj_dim)
     assert o_g.shape == t_g.shape == (16, m.cfg.proj_dim)
 
@@ -168,6 +168,41 @@ def test_relation_term_works_in_the_projection_space_and_plans_leave_the_model_u
     torch.testing.assert_close(a.sum(1), torch.ones(16))
     torch.testing.assert_close(plan.sum(2), a, atol=2e-3, rtol=0)  # rows ship a (Eq.5)
     torch.testing.assert_close(plan.sum(1), b, atol=2e-3, rtol=0)  # columns receive b
+
+
+def test_relation_term_pairs_online_predictions_with_target_projections():
+    """Eq.6 compares the online network's *outputs* (the predictor q on its AU and global projections) with the
+    target projections, as BYOL's Eq.2-3 and UniVIP's OT do: the corr term alone must train q, and the
+    vectors it is given must be q(z) online and z on the target side. (Fed the bare online projections, the
+    term is predictor-free BYOL, which collapses; that was aulib's defect until this test.)"""
+    import aulib.methods.rrl as rrl_mod
+
+    torch.manual_seed(0)
+    m = RRL(_tiny(use_local=False, alphas=(0.0, 0.0, 1.0)), _relation()).train()
+    batch = _batch(8)
+    seen = {}
+    real = rrl_mod.ot_relation_loss
+
+    def spy(o_loc, t_loc, o_g, t_g, *a, **kw):
+        seen.update(o_loc=o_loc, t_loc=t_loc, o_g=o_g, t_g=t_g)
+        return real(o_loc, t_loc, o_g, t_g, *a, **kw)
+
+    rrl_mod.ot_relation_loss = spy
+    try:
+        out = m.training_step(batch, 0)
+    finally:
+        rrl_mod.ot_relation_loss = real
+    out["loss"].backward()
+    q_grad = sum(float(p.grad.abs().sum()) for p in m.predictor.parameters() if p.grad is not None)
+    assert q_grad > 0  # the relation term reaches the predictor
+    x1, x2, m1, m2 = m._views(batch)
+    on1, on2 = m.online(x1, m1), m.online(x2, m2)
+    tg2 = m.target(x2, m2)
+    b, k, d = on1["z_loc"].shape
+    q_loc = torch.cat([m.predictor(o["z_loc"].flatten(0, 1)).view(b, k, -1) for o in (on1, on2)])  # BN per view
+    torch.testing.assert_close(seen["o_loc"], q_loc)
+    torch.testing.assert_close(seen["o_g"], torch.cat([m.predictor(o["z_g"]) for o in (on1, on2)]))
+    torch.testing.assert_close(seen["t_loc"][:b], tg2["z_loc"])  # online view 1 -> target view 2
 
 
 def test_experiment_driver_returns_results_with_baselines_and_reference_and_judges_claims():

@@ -36,10 +36,65 @@ def test_unknown_key_is_one_line_listing_the_valid_keys(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_methods_without_an_image_model_say_where_they_train(tmp_path):
-    r = run_cli("train", "aunet", "--data", "synth:bp4d", "--out", str(tmp_path / "run"))
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "aunet is trained through aulib.experiments.aunet" in r.stderr
+def test_a_registered_method_train_cannot_build_is_one_line(tmp_path):
+    """A user's own registered method: `train` cannot know its batches, and says so without writing anything."""
+    from dataclasses import dataclass
+
+    from aulib.methods import registry
+    from aulib.methods.base import Method
+
+    @dataclass
+    class MineConfig:
+        width: int = 4
+
+    registry.register("mine_for_test", Method, MineConfig)
+    try:
+        with pytest.raises(RunError, match="mine_for_test is trained through its own module.*trainable here: "
+                                           "supervised, cnn_study, tranet, rrl, emoco, aunet"):
+            train("mine_for_test", "synth:bp4d", tmp_path / "run", profile="smoke", overrides=TINY, progress=False)
+    finally:
+        registry._REGISTERED.pop("mine_for_test")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("variant", ["aunet", "au_fan"])
+def test_aunet_trains_in_its_three_stages_and_predicts(tmp_path, variant):
+    """AUNet through `train`: aulib's FAN on landmarks (cached in the run folder), the AU-VAE, the head;
+    model.pt holds all three and the predictor reloads them with identical outputs; resuming reuses the FAN."""
+    import numpy as np
+    import torch
+
+    from aulib.inference import load_model
+    from aulib.methods.aunet import AUNetMethod
+
+    out = tmp_path / variant
+    card = train("aunet", "synth:bp4d", out, profile="smoke", overrides=[*TINY, f"variant={variant}"],
+                 progress=False)
+    assert card["method"] == "aunet" and len(card["aus"]) == 12 and card["preprocessing"]["channels"] == 3
+    fans = sorted(out.glob("fan_*.pt"))
+    assert len(fans) == 1 and any("FAN trained by aulib" in n for n in card["notes"])
+    has_protocol = "test, paper protocol (frames t-T, t, t+T)" in card["metrics"]
+    assert has_protocol == (variant == "aunet")  # the TDN's triplet input is scored beside predict's still frames
+    ckpt = torch.load(out / "model.pt", map_location="cpu", weights_only=False)
+    assert any(k.startswith("fan.") for k in ckpt["state_dict"])
+    assert any(k.startswith("vae.") for k in ckpt["state_dict"]) == (variant == "aunet")
+    model = load_model(out)
+    assert isinstance(model.method, AUNetMethod)
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        logits = model.method(x)
+    assert logits.shape == (3, 12) and np.isfinite(logits.numpy()).all()
+    assert torch.equal(model.method.au_weights, torch.as_tensor(ckpt["config"]["au_weights"], dtype=torch.float32))
+    fan_mtime = fans[0].stat().st_mtime_ns
+    again = train("aunet", "synth:bp4d", out, profile="smoke", overrides=[*TINY, f"variant={variant}"],
+                  progress=False)
+    assert again["epochs_trained"] == card["epochs_trained"] and fans[0].stat().st_mtime_ns == fan_mtime
+
+
+def test_aunet_tdn_needs_videos(tmp_path):
+    with pytest.raises(RunError, match="variant=aunet \\(TDN\\) needs videos"):
+        train("aunet", "synth:emotionet", tmp_path / "r", profile="smoke",
+              overrides=["synth.n_subjects=12", "synth.image_size=64", "synth.progress=false"], progress=False)
 
 
 def test_tiny_run_folder_has_card_and_resumes(tmp_path):

@@ -88,7 +88,7 @@ def run(args) -> pd.DataFrame:
         (g1.float().mean() + g2.float().mean()).backward()
         bare_opt.step()
 
-    D = cfg.proj_dim  # the OT works on the projections (RRL.relation_inputs)
+    D = cfg.proj_dim  # the OT works in the projection space: q(z) online, z target (RRL.relation_inputs)
     o = torch.randn(2 * B, K, D, device=device, requires_grad=True)
     og = torch.randn(2 * B, D, device=device, requires_grad=True)
     t, tg = torch.randn(2 * B, K, D, device=device), torch.randn(2 * B, D, device=device)

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from aulib import profiles
 from aulib.data.dataset import FrameDataset, temporal_neighbours
+from aulib.data.folds import split_validation
 from aulib.data.schema import CanonicalDataset, open_dataset
 from aulib.data.stats import correlation
 from aulib.eval.baselines import ALWAYS_PRESENT
@@ -137,6 +138,7 @@ def protocol(profile: str = "cpu") -> dict:
     P.setdefault("seeds", [0])
     P.setdefault("label_space_folds", P["folds"][:1])
     P.setdefault("reference_folds", P["folds"][:1])
+    P.setdefault("val_fraction", 0.0)
     return P
 
 
@@ -433,15 +435,26 @@ def pretrain_vae(labels: np.ndarray, valid: np.ndarray, cfg: AUNetConfig, device
 
 def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig, fan: FAN | None = None,
                   vae: AUVAE | None = None, bank: dict | None = None, device: str = "auto",
-                  progress: bool = True, out_dir: str | Path | None = None, seed: int = 0
-                  ) -> tuple[AUNetMethod, pd.DataFrame]:
-    """Stage 3: build and train one variant on ``train_rows``; Eq.1 weights come from the same rows."""
+                  progress: bool = True, out_dir: str | Path | None = None, seed: int = 0,
+                  val_rows: np.ndarray | None = None) -> tuple[AUNetMethod, pd.DataFrame]:
+    """Stage 3: build and train one variant on ``train_rows``; Eq.1 weights come from the same rows. With
+    ``val_rows`` (held-out training subjects) every epoch is scored on them (mean F1 at 0.5 and AUC, the test
+    protocol) and the best-F1 epoch's weights are the ones returned."""
+    from aulib.eval.metrics import auc_per_au, f1_per_au
+
     labels, valid = ds.au_matrix()
     seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs
     method = AUNetMethod(cfg, au_weights(labels[train_rows], valid[train_rows]), fan=fan, vae=vae)
     loader = make_loader(ds, train_rows, cfg, train=True, bank=bank)
-    hist = fit(method, loader, head_train_config(cfg, device=str(device), progress=progress, seed=seed),
-               out_dir=out_dir)
+    evaluate = None
+    if val_rows is not None and len(val_rows):
+        def evaluate(m, epoch):
+            p = 1 / (1 + np.exp(-predict(m, ds, val_rows, bank, device)))
+            y, v = labels[val_rows], valid[val_rows]
+            return {"val_f1": float(np.nanmean(f1_per_au(y, p, v))), "val_auc": float(np.nanmean(auc_per_au(y, p, v)))}
+    tc = head_train_config(cfg, device=str(device), progress=progress, seed=seed,
+                           monitor="val_f1" if evaluate else None)
+    hist = fit(method, loader, tc, out_dir=out_dir, evaluate=evaluate)
     return method, hist
 
 
@@ -524,6 +537,7 @@ class Ablation:
     bank: dict | None = None
     device: str = "auto"
     progress: bool = False
+    val_fraction: float = 0.0  # training subjects held out to pick each run's epoch (0: the last epoch)
     predictions: list = field(default_factory=list)
     histories: list = field(default_factory=list)
     vaes: dict = field(default_factory=dict)
@@ -542,9 +556,10 @@ class Ablation:
 
     def fit_predict(self, name: str, overrides: dict, train_rows, test_rows, fold: int, seed: int) -> dict:
         cfg = replace(self.cfg, **overrides)
-        vae = self.vae(fold, seed, train_rows) if VARIANTS[cfg.variant]["vae"] else None
-        method, h = train_variant(self.ds, train_rows, cfg, fan=self.fan, vae=vae, bank=self.bank,
-                                  device=self.device, progress=self.progress, seed=seed)
+        fit_rows, val_rows = split_validation(self.ds, train_rows, self.val_fraction, seed=seed)
+        vae = self.vae(fold, seed, fit_rows) if VARIANTS[cfg.variant]["vae"] else None
+        method, h = train_variant(self.ds, fit_rows, cfg, fan=self.fan, vae=vae, bank=self.bank,
+                                  device=self.device, progress=self.progress, seed=seed, val_rows=val_rows)
         self.histories.append(h.assign(fold=fold, seed=seed, run=name))
         logits = predict(method, self.ds, test_rows, self.bank, self.device)
         probs = 1 / (1 + np.exp(-logits))
@@ -580,7 +595,7 @@ def run_ablation(ds: CanonicalDataset, cfg: AUNetConfig, P: dict, fan: FAN | Non
     """Table VI on ``P['folds']`` x seeds, the label-space alignment on ``P['label_space_folds']`` and the
     ResNet18 reference on ``P['reference_folds']``; every results table with its baselines."""
     seeds = [seed] if seed is not None else P["seeds"]
-    ab = Ablation(ds, cfg, fan, bank, str(resolve_device(device)))
+    ab = Ablation(ds, cfg, fan, bank, str(resolve_device(device)), val_fraction=P["val_fraction"])
     ab.run(TABLE6, P["folds"], seeds)
     ab.run(LABEL_SPACE, P["label_space_folds"], seeds)
     ab.run(REFERENCE, P["reference_folds"], seeds)

@@ -169,11 +169,17 @@ class AUNetMethod(Method):
     ``features`` (B, C', h, w) / ``feature_triplet`` (B, 3, C', h, w); ``labels`` (B, K); ``valid`` (B, K).
     """
 
-    def __init__(self, cfg: AUNetConfig, au_weights: np.ndarray, fan: FAN | None = None, vae: AUVAE | None = None):
+    def __init__(self, cfg: AUNetConfig, au_weights: np.ndarray, fan: FAN | None = None, vae: AUVAE | None = None,
+                 build_parts: bool = False):
+        """``build_parts=True`` builds an untrained FAN / AU-VAE of ``cfg``'s shapes where none is given: the
+        empty model that ``load_state_dict`` fills (:func:`aulib.inference.load_model`), never one to train."""
         super().__init__()
         self.cfg = cfg
         spec = VARIANTS[cfg.variant]
         self.tdn, self.uses_vae, self.backbone = spec["tdn"], spec["vae"], spec["backbone"]
+        if build_parts:
+            fan = fan if fan is not None or self.backbone != "fan" else build_fan(cfg)
+            vae = vae if vae is not None or not self.uses_vae else AUVAE(cfg.n_aus, cfg.latent)
         if self.backbone == "fan":
             if fan is None:
                 raise ValueError(f"variant {cfg.variant!r} needs a (frozen) FAN; pass fan=")
@@ -207,8 +213,11 @@ class AUNetMethod(Method):
         """(N, C, H, W) -> frozen FAN AU features (N, C', H/4, W/4)."""
         return self.fan.au_features(images)
 
-    def forward(self, batch: dict, mirror: bool = False) -> torch.Tensor:
-        """AU logits (B, K). ``mirror=True`` uses the horizontally flipped input (bank: its mirror features)."""
+    def forward(self, batch: dict | torch.Tensor, mirror: bool = False) -> torch.Tensor:
+        """AU logits (B, K). ``mirror=True`` uses the horizontally flipped input (bank: its mirror features).
+        A plain image tensor (B, C, H, W) goes to :meth:`image_logits` (what ``aulib predict`` passes)."""
+        if torch.is_tensor(batch):
+            return self.image_logits(batch)
         if self.backbone == "resnet18":
             x = batch["images"] if self.tdn else batch["image"]
             return self.head(x.flip(-1) if mirror else x)
@@ -226,6 +235,17 @@ class AUNetMethod(Method):
             x = batch["image"]
             f = self.fan_features(x.flip(-1) if mirror else x)
         return self.head(f)
+
+    def image_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """AU logits (B, K) of single faces x (B, C, H, W), as the paper tests (the mean of the frame's and its
+        mirror's logits when ``cfg.mirror_test``). A grey face is repeated to the FAN's three channels. A still
+        photo has no frames t-T and t+T: TDN variants get the frame as its own neighbours, so their motion
+        input (the frame differences) is zero and only the static branch (alpha) carries information."""
+        if self.backbone == "fan" and x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)                                        # (B, 3, H, W)
+        key, x = ("images", x.unsqueeze(1).expand(-1, 3, -1, -1, -1)) if self.tdn else ("image", x)
+        z = self({key: x})
+        return 0.5 * (z + self({key: x}, mirror=True)) if self.cfg.mirror_test else z
 
     def training_step(self, batch: dict, step: int) -> dict[str, torch.Tensor]:
         y, valid = batch["labels"], batch["valid"]                             # (B, K)

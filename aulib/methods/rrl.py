@@ -19,8 +19,8 @@ the step from the *transformed* landmarks, so they follow the flips.
 
 Where the paper is silent (documented choices): the local vectors come from the stride-16 stage of f (14x14
 for a 224 input, the paper's map size; Swin-T stage 3, VGG-16 block 5), the global vector from the last
-stage; the OT (Eq.5-6) works on the projections z_k = g(o_k) and z_g = g(o_g) (see
-:meth:`RRL.relation_inputs`); every term is symmetrised over the two views as BYOL does; the lr schedule is
+stage; the OT (Eq.5-6) pairs the online predictions q(z_k), q(z_g) with the target projections z_k = g(o_k),
+z_g = g(o_g) (see :meth:`RRL.relation_inputs`); every term is symmetrised over the two views as BYOL does; the lr schedule is
 cosine without warm-up and the weight decay follows its own cosine (applied decoupled, as AdamW does, after
 each step).
 """
@@ -277,16 +277,18 @@ class RRL(Method):
         with torch.no_grad():
             self.target.train()
             tg1, tg2 = self.target(x1, m1), self.target(x2, m2)
-        p1, p2 = self.predictor(on1["z_g"]), self.predictor(on2["z_g"])  # (B, P) q(z^g)
+        for on in (on1, on2):  # the online network's outputs: the predictor q on its projections
+            on["q_g"] = self.predictor(on["z_g"])  # (B, P) q(z^g)
+            if self.needs_local:
+                b, k, _ = on["z_loc"].shape
+                on["q_loc"] = self.predictor(on["z_loc"].flatten(0, 1)).view(b, k, -1)  # (B, K, P) q(z^k)
+        p1, p2 = on1["q_g"], on2["q_g"]
         terms: dict[str, torch.Tensor] = {}
         terms["global"] = byol_loss(p1, tg2["z_g"], p2, tg1["z_g"])  # Eq.2, symmetrised
         total = cfg.alphas[0] * terms["global"]
         if cfg.use_local:
-            b, k, _ = on1["z_loc"].shape
-            pl1 = self.predictor(on1["z_loc"].flatten(0, 1)).view(b, k, -1)  # (B, K, P) q(z^k)
-            pl2 = self.predictor(on2["z_loc"].flatten(0, 1)).view(b, k, -1)
-            terms["local"] = 0.5 * (local_byol_loss(pl1, tg2["z_loc"], p1)
-                                    + local_byol_loss(pl2, tg1["z_loc"], p2))  # Eq.3, symmetrised
+            terms["local"] = 0.5 * (local_byol_loss(on1["q_loc"], tg2["z_loc"], p1)
+                                    + local_byol_loss(on2["q_loc"], tg1["z_loc"], p2))  # Eq.3, symmetrised
             total = total + cfg.alphas[1] * terms["local"]
         if cfg.use_corr:
             # both directions (online 1 -> target 2, online 2 -> target 1) in ONE batched Sinkhorn call of 2B
@@ -299,19 +301,28 @@ class RRL(Method):
         terms["momentum"] = torch.tensor(self.momentum)
         return terms
 
-    @staticmethod
-    def relation_inputs(online: Sequence[dict], target: Sequence[dict]) -> tuple[torch.Tensor, ...]:
+    def relation_inputs(self, online: Sequence[dict], target: Sequence[dict]) -> tuple[torch.Tensor, ...]:
         """(o_local (N, K, P), t_local (N, K, P), o_global (N, P), t_global (N, P)) for Eq.5-6, the branch
         outputs of matching views concatenated along the batch.
 
         Eq.5 takes the dot product of a local vector with the *other* network's global vector, which only
         means something if both live in one space. f's pooled last stage and the local head's output do not:
         on them the cosines sat near 0, the clamp in Eq.5 zeroed all but one AU, and every plan collapsed to
-        a single row (seen in an earlier version's cpu report). The shared projector g maps both into the
-        same space, so the OT works on z_k = g(o_k) and z_g = g(o_g), where BYOL's own losses live too."""
+        a single row (seen in an earlier version's cpu report). So the OT works where BYOL's own losses live:
+        the online side is the online network's output, the predictor q on the projection (q(z_k), q(z_g)),
+        the target side the target projections (z_k, z_g), as UniVIP (the paper's [19]) pairs online
+        predictions with target projections. Without q the term would pull the online projections straight
+        onto the EMA target's, the predictor-free BYOL that collapses."""
         cat = torch.cat
-        return (cat([o["z_loc"] for o in online]), cat([t["z_loc"] for t in target]),
-                cat([o["z_g"] for o in online]), cat([t["z_g"] for t in target]))
+
+        def q(o: dict, key: str) -> torch.Tensor:  # branch dicts from training_step carry q already
+            if f"q_{key}" in o:
+                return o[f"q_{key}"]
+            z = o[f"z_{key}"]
+            return self.predictor(z.flatten(0, 1)).view_as(z) if z.ndim == 3 else self.predictor(z)
+
+        return (cat([q(o, "loc") for o in online]), cat([t["z_loc"] for t in target]),
+                cat([q(o, "g") for o in online]), cat([t["z_g"] for t in target]))
 
     def parameter_groups(self) -> list[dict]:
         """Online f, g, local head and q; biases and norm weights are never decayed (DINO's rule). The
