@@ -139,16 +139,27 @@ def protocol(profile: str = "cpu") -> dict:
     P.setdefault("label_space_folds", P["folds"][:1])
     P.setdefault("reference_folds", P["folds"][:1])
     P.setdefault("val_fraction", 0.0)
+    P.setdefault("align", None)
     return P
 
 
 def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> CanonicalDataset:
-    """The BP4D-like synthetic videos of the profile, or the canonical dataset at ``data_root``."""
+    """The BP4D-like synthetic videos of the profile, or the canonical dataset at ``data_root``; with
+    ``P["align"]`` every frame cut by that template (:func:`aulib.data.align.align_dataset`, the crop ``aulib
+    train`` and ``predict`` use) at the method's image size."""
     if data_root is not None:
-        return open_dataset(data_root)
+        return _aligned(P, open_dataset(data_root))
     from aulib.data.synthetic import SynthConfig, generate
 
-    return generate(SynthConfig(preset="bp4d", seed=seed, **P["data"]))
+    return _aligned(P, generate(SynthConfig(preset="bp4d", seed=seed, **P["data"])))
+
+
+def _aligned(P: dict, ds: CanonicalDataset) -> CanonicalDataset:
+    if not P.get("align"):
+        return ds
+    from aulib.data.align import align_dataset
+
+    return align_dataset(ds, P["align"], size=P["method"]["image_size"])
 
 
 def make_config(P: dict, ds: CanonicalDataset, fan_weights: str | None = None) -> AUNetConfig:
@@ -234,11 +245,11 @@ def pretrain_fan(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, out_d
 def fan_training_data(P: dict, ds: CanonicalDataset, data_root: str | None, seed: int) -> CanonicalDataset:
     """Faces to train aulib's FAN on: separately generated synthetic people, one image each (the stand-in for the
     alignment datasets the real FAN saw); with real data, an evenly spaced subset of its frames."""
-    if data_root is not None:
+    if data_root is not None:  # ds is aligned already (make_data)
         return ds.subset(np.arange(0, len(ds), max(1, len(ds) // P["fan_data"]["n_subjects"])))
     from aulib.data.synthetic import SynthConfig, generate
 
-    return generate(SynthConfig(preset="emotionet", seed=seed + 1, **P["fan_data"]))
+    return _aligned(P, generate(SynthConfig(preset="emotionet", seed=seed + 1, **P["fan_data"])))
 
 
 def load_or_train_fan(cfg: AUNetConfig, P: dict, ds: CanonicalDataset, data_root: str | None = None, seed: int = 0,
