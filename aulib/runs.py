@@ -585,7 +585,7 @@ def _train_aunet(cfg, run: RunConfig, ds, fit_rows, val_rows, test_rows, out: Pa
     from aulib.experiments import aunet as X
     from aulib.methods.aunet import VARIANTS, AUNetMethod, au_weights, build_fan
     from aulib.models.fan import freeze, load_fan_weights
-    from aulib.train import resolve_device, seed_everything
+    from aulib.train import fit, resolve_device, seed_everything
 
     spec = VARIANTS[cfg.variant]
     device = resolve_device(run.device)
@@ -627,8 +627,6 @@ def _train_aunet(cfg, run: RunConfig, ds, fit_rows, val_rows, test_rows, out: Pa
 
     tc = X.head_train_config(cfg, device=run.device, progress=progress, seed=run.seed,
                              monitor="val_f1" if len(val_rows) else None)
-    from aulib.train import fit
-
     history = fit(model, loader, tc, out_dir=out, resume=True, evaluate=evaluate, run_info={"aulib_run": config})
     model = model.cpu().eval()
     protocol = None

@@ -20,9 +20,9 @@ the step from the *transformed* landmarks, so they follow the flips.
 Where the paper is silent (documented choices): the local vectors come from the stride-16 stage of f (14x14
 for a 224 input, the paper's map size; Swin-T stage 3, VGG-16 block 5), the global vector from the last
 stage; the OT (Eq.5-6) pairs the online predictions q(z_k), q(z_g) with the target projections z_k = g(o_k),
-z_g = g(o_g) (see :meth:`RRL.relation_inputs`); every term is symmetrised over the two views as BYOL does; the lr schedule is
-cosine without warm-up and the weight decay follows its own cosine (applied decoupled, as AdamW does, after
-each step).
+z_g = g(o_g) (see :meth:`RRL.relation_inputs`); every term is symmetrised over the two views as BYOL does; the
+lr schedule is cosine without warm-up and the weight decay follows its own cosine (applied decoupled, as AdamW
+does, after each step).
 """
 
 from __future__ import annotations
