@@ -63,8 +63,6 @@ PRETRAIN_DATA = {"rrl": "synth:emotionet", "emoco": "synth:affectnet", "aunet": 
 #: run settings a method needs unless given: TRA-Net's masks sit on faces cut by its own template; the CNN
 #: study works on grey faces
 METHOD_RUN_DEFAULTS: dict[str, dict[str, Any]] = {"tranet": {"align": "tranet"}, "cnn_study": {"channels": 1}}
-#: where registered methods that ``train`` cannot build are trained (none of aulib's own)
-EXPERIMENT_MODULES: dict[str, str] = {}
 
 
 class RunError(ValueError):
@@ -433,9 +431,8 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
     if method not in registry.available():
         raise RunError(f"unknown method {method!r}; available: {', '.join(registry.available())}")
     if method not in TRAINABLE:
-        where = EXPERIMENT_MODULES.get(method, "its own module")
-        raise RunError(f"{method} is trained through {where} for now: its Method needs batches (views, triplets, "
-                       "balanced AU groups, pretraining stages) that `aulib train` does not build yet; "
+        raise RunError(f"{method} is trained through its own module for now: its Method needs batches (views, "
+                       "triplets, balanced AU groups, pretraining stages) that `aulib train` does not build yet; "
                        f"trainable here: {', '.join(TRAINABLE)}")
     _, config_cls = registry.get(method)
     synth = str(data).startswith("synth:")
@@ -543,7 +540,7 @@ def train(method: str, data: str | os.PathLike, out: str | os.PathLike, profile:
         "epochs_trained": int(len(history)), "best_epoch": history.attrs.get("best_epoch"),
         "notes": list(notes),
     }
-    if method == "aunet" and protocol_probs is not None:  # TDN: the paper's test input beside predict's
+    if protocol_probs is not None:  # AUNet's TDN: the paper's test input beside predict's
         card["metrics"]["test, paper protocol (frames t-T, t, t+T)"] = {
             "f1": _nanmean(f1_per_au(labels[test_rows], protocol_probs, valid[test_rows])),
             "auc": _nanmean(auc_per_au(labels[test_rows], protocol_probs, valid[test_rows]))}
@@ -581,11 +578,10 @@ def _train_aunet(cfg, run: RunConfig, ds, fit_rows, val_rows, test_rows, out: Pa
     import torch
 
     from aulib.data.schema import DatasetError
-    from aulib.eval.metrics import auc_per_au, f1_per_au
     from aulib.experiments import aunet as X
-    from aulib.methods.aunet import VARIANTS, AUNetMethod, au_weights, build_fan
+    from aulib.methods.aunet import VARIANTS, au_weights, build_fan
     from aulib.models.fan import freeze, load_fan_weights
-    from aulib.train import fit, resolve_device, seed_everything
+    from aulib.train import resolve_device, seed_everything
 
     spec = VARIANTS[cfg.variant]
     device = resolve_device(run.device)
@@ -612,29 +608,19 @@ def _train_aunet(cfg, run: RunConfig, ds, fit_rows, val_rows, test_rows, out: Pa
     if spec["vae"]:
         seed_everything(run.seed)
         vae, _ = X.pretrain_vae(labels[fit_rows], valid[fit_rows], cfg, device=run.device, progress=False)
-    seed_everything(run.seed)
-    weights = au_weights(labels[fit_rows], valid[fit_rows])
-    model = AUNetMethod(cfg, weights, fan=fan, vae=vae)
     bank = X.feature_bank(fan, ds, cfg, device=device) if fan is not None else None
-    loader = X.make_loader(ds, fit_rows, cfg, train=True, bank=bank, num_workers=run.workers)
-
-    def evaluate(m, epoch):  # validation subjects, single frames as `predict` sees them
-        if len(val_rows) == 0:
-            return {}
-        p = predict_rows(m, ds, val_rows, device=run.device)
-        return {"val_f1": _nanmean(f1_per_au(labels[val_rows], p, valid[val_rows])),
-                "val_auc": _nanmean(auc_per_au(labels[val_rows], p, valid[val_rows]))}
-
-    tc = X.head_train_config(cfg, device=run.device, progress=progress, seed=run.seed,
-                             monitor="val_f1" if len(val_rows) else None)
-    history = fit(model, loader, tc, out_dir=out, resume=True, evaluate=evaluate, run_info={"aulib_run": config})
+    model, history = X.train_variant(  # validation: single frames, as `predict` sees them
+        ds, fit_rows, cfg, fan=fan, vae=vae, bank=bank, device=device, progress=progress, out_dir=out,
+        seed=run.seed, val_rows=val_rows, val_probs=lambda m: predict_rows(m, ds, val_rows, device=run.device),
+        num_workers=run.workers, run_info={"aulib_run": config})
     model = model.cpu().eval()
     protocol = None
     if spec["tdn"]:
         protocol = torch.sigmoid(torch.from_numpy(X.predict(model, ds, test_rows, bank=bank, device=device))).numpy()
         notes.append("TDN on a single photo (aulib predict): the frame is its own neighbour, so the motion input "
                      "is zero; the test metrics above are measured that way, the paper's triplet input beside them")
-    return model, history, {"au_weights": weights.tolist(), "build_parts": True}, notes, protocol
+    weights = au_weights(labels[fit_rows], valid[fit_rows]).tolist()  # Eq.1's w_i, as train_variant counts them
+    return model, history, {"au_weights": weights, "build_parts": True}, notes, protocol
 
 
 def _pretrain_and_probe(method: str, cfg, run: RunConfig, ds, fit_rows, out: Path, config: dict, progress: bool):

@@ -28,6 +28,7 @@ mirror as the (shared-across-the-triplet) augmentation; the GPU profile runs FAN
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -447,25 +448,29 @@ def pretrain_vae(labels: np.ndarray, valid: np.ndarray, cfg: AUNetConfig, device
 def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig, fan: FAN | None = None,
                   vae: AUVAE | None = None, bank: dict | None = None, device: str = "auto",
                   progress: bool = True, out_dir: str | Path | None = None, seed: int = 0,
-                  val_rows: np.ndarray | None = None) -> tuple[AUNetMethod, pd.DataFrame]:
+                  val_rows: np.ndarray | None = None,
+                  val_probs: Callable[[AUNetMethod], np.ndarray] | None = None, num_workers: int = 0,
+                  run_info: dict | None = None) -> tuple[AUNetMethod, pd.DataFrame]:
     """Stage 3: build and train one variant on ``train_rows``; Eq.1 weights come from the same rows. With
-    ``val_rows`` (held-out training subjects) every epoch is scored on them (mean F1 at 0.5 and AUC, the test
-    protocol) and the best-F1 epoch's weights are the ones returned."""
-    from aulib.eval.metrics import auc_per_au, f1_per_au
+    ``val_rows`` (held-out training subjects) every epoch is scored on them (mean F1 at 0.5 and AUC) and the
+    best-F1 epoch's weights are the ones returned. ``val_probs(method)`` gives their probabilities (default: the
+    test protocol, :func:`predict` on the bank / triplets). With ``out_dir`` the run resumes from it."""
+    from aulib.eval.metrics import auc_per_au, mean_f1
 
     labels, valid = ds.au_matrix()
     seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs
     method = AUNetMethod(cfg, au_weights(labels[train_rows], valid[train_rows]), fan=fan, vae=vae)
-    loader = make_loader(ds, train_rows, cfg, train=True, bank=bank)
+    loader = make_loader(ds, train_rows, cfg, train=True, bank=bank, num_workers=num_workers)
     evaluate = None
     if val_rows is not None and len(val_rows):
+        probs = val_probs or (lambda m: 1 / (1 + np.exp(-predict(m, ds, val_rows, bank, device))))
+
         def evaluate(m, epoch):
-            p = 1 / (1 + np.exp(-predict(m, ds, val_rows, bank, device)))
-            y, v = labels[val_rows], valid[val_rows]
-            return {"val_f1": float(np.nanmean(f1_per_au(y, p, v))), "val_auc": float(np.nanmean(auc_per_au(y, p, v)))}
+            p, y, v = probs(m), labels[val_rows], valid[val_rows]
+            return {"val_f1": mean_f1(y, p, v), "val_auc": float(np.nanmean(auc_per_au(y, p, v)))}
     tc = head_train_config(cfg, device=str(device), progress=progress, seed=seed,
                            monitor="val_f1" if evaluate else None)
-    hist = fit(method, loader, tc, out_dir=out_dir, evaluate=evaluate)
+    hist = fit(method, loader, tc, out_dir=out_dir, evaluate=evaluate, run_info=run_info)
     return method, hist
 
 

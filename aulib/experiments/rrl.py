@@ -449,7 +449,8 @@ def pretrain_runs(P: dict) -> int:
 
 def run_linear_protocol(P: dict, data: Data, device: str = "auto", progress: bool = True) -> Run:
     """Every Table 3 / 4 row (``P["variants"]``) on the BP4D-like folds and seeds, the full RRL on the DISFA-like
-    folds (``P["disfa_folds"]``, default ``P["folds"]``; seeds ``P["disfa_seeds"]``), each with the untrained encoder and the supervised reference on the same units.
+    folds (``P["disfa_folds"]``, default ``P["folds"]``; seeds ``P["disfa_seeds"]``), each with the untrained
+    encoder and the supervised reference on the same units.
     Rows with the relation term are pretrained per (fold, seed) with M counted on that fold's training labels."""
     import time
 

@@ -196,13 +196,11 @@ class EmoCo(Method):
             self.dictionary = MultiQueue(cfg.num_classes if cfg.multi_queue else 1, cfg.proj_dim, cfg.queue_size)
 
     # --- features -------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Encoder features (B, F): what the linear / finetune protocols and Fig.5 use."""
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder features (B, F): what the linear / finetune protocols (and their heads) and Fig.5 use."""
         return self.encoder(x)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, F): what the linear protocol's head reads (the encoder's pooled features)."""
-        return self.encoder(x)
+    forward = features
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The unit query q (B, 128)."""
