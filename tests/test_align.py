@@ -131,3 +131,17 @@ def test_mean_shape_is_mirror_symmetric():
 def test_unknown_template_lists_names():
     with pytest.raises(KeyError, match="aunet"):
         get_template("nope")
+
+
+def test_aligned_is_align_dataset_or_the_set_itself():
+    from conftest import make_dataset
+
+    from aulib.data.align import align_dataset, aligned
+
+    ds = make_dataset(n_subjects=1, seqs=1, frames=3, size=48)
+    assert aligned(ds, None) is ds and aligned(ds, "") is ds
+    a, b = aligned(ds, "rrl", 32, 3), align_dataset(ds, "rrl", size=32, channels=3)
+    assert a.meta.image_size == (32, 32) and a.meta.channels == 3
+    assert np.array_equal(a.image_batch(np.arange(3)), b.image_batch(np.arange(3)))
+    np.testing.assert_array_equal(a.landmarks, b.landmarks)
+    assert "rrl" in a.meta.provenance["aligned"]

@@ -329,3 +329,19 @@ def test_fig3_toy_intra_class_norm_reaches_the_prototype():
     _, ang_l2 = E.toy_descent(intra=False)
     assert ang_n["q to prototype"].iloc[-1] < ang_l2["q to prototype"].iloc[-1]
     assert ang_n["beta (N(q), N(k-))"].iloc[-1] > 150
+
+
+def test_make_data_cuts_every_set_by_the_profiles_template():
+    from aulib.data.align import resized_template
+
+    E, P = _tiny_protocol()
+    P = {**P, "pretrain_subjects": 14, "align": "emoco", "draw_size": 96}
+    al, raw = E.make_data(P, None, seed=0), E.make_data({**P, "align": None}, None, seed=0)
+    sets = [(al.pretrain, raw.pretrain)] + [(al.au_sets[k], raw.au_sets[k]) for k in al.au_sets]
+    for a, r in sets:
+        assert a.meta.provenance["aligned"].startswith("emoco") and "aligned" not in r.meta.provenance
+        assert a.meta.image_size == (P["image_size"],) * 2 and a.meta.channels == P["channels"]
+        home = resized_template("emoco", a.meta.image_size[0]).template_landmarks()  # (68, 2)
+        assert np.abs(a.landmarks - home).mean() < 0.75 * np.abs(r.landmarks - home).mean()
+    np.testing.assert_array_equal(al.pretrain.emotions(), raw.pretrain.emotions())
+    assert al.tensors["bp4d"][0].shape[-1] == P["image_size"]

@@ -256,3 +256,19 @@ def test_pretrain_runs_count_the_relation_rows_per_fold():
     assert X.pretrain_runs({**P, "disfa_folds": [1, 2]}) == 2 * 7 + 2
     assert X.pretrain_runs(X.settings("cpu")) == 1 + 1 + 3 + 1  # what the cpu report runs
     assert X.pretrain_runs(X.settings("gpu")) == 3 * (1 + 1 + 3 + 3 + 3 + 3) + 3 * 3
+
+
+def test_make_data_cuts_every_set_by_the_profiles_template():
+    from aulib.data.align import resized_template
+    from aulib.experiments import rrl as X
+
+    P = X.settings("smoke")
+    P["pretrain_data"] = {**P["pretrain_data"], "n_subjects": 8}
+    assert P["align"] == "rrl"
+    al, raw = X.make_data(P), X.make_data({**P, "align": None})
+    for a, r in ((al.pretrain, raw.pretrain), (al.bp4d, raw.bp4d), (al.disfa, raw.disfa)):
+        assert a.meta.provenance["aligned"].startswith("rrl") and "aligned" not in r.meta.provenance
+        assert a.meta.image_size == (64, 64) and a.meta.channels == 3 and len(a) == len(r)
+        # the faces are registered: their landmarks sit near the template's, unlike the frames as drawn
+        home = resized_template("rrl", a.meta.image_size[0]).template_landmarks()  # (68, 2)
+        assert np.abs(a.landmarks - home).mean() < 0.75 * np.abs(r.landmarks - home).mean()

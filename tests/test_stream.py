@@ -105,3 +105,17 @@ def test_len_counts_this_ranks_faces():
             s = _stream(n=n, block=block, rank=rank, world_size=world)
             assert len(s) == len(list(s))
     assert len(_stream(start=5)) == 7
+
+
+def test_aligned_stream_cuts_each_face_as_face_crop_does():
+    from aulib.data.align import face_crop
+
+    s = _stream(align="rrl", draw_size=96)
+    f = s.face(4)
+    raw = draw_face("affectnet", 4, seed=7, image_size=96)
+    img, lm, _ = face_crop(raw["image"], raw["landmarks"], "rrl", 48, 3)
+    assert f["image"].shape == (48, 48, 3) and f["landmarks"].dtype == np.float32
+    assert np.array_equal(f["image"], img)
+    np.testing.assert_allclose(f["landmarks"], lm, rtol=0, atol=1e-5)
+    assert f["emotion"] == raw["emotion"] and f["index"] == 4
+    assert not np.array_equal(f["image"], _stream().face(4)["image"])  # the unaligned stream is untouched

@@ -25,8 +25,8 @@ from functools import cached_property
 
 import numpy as np
 
-__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_dataset", "align_face", "apply_transform", "face_crop", "get_template",
-           "invert_transform", "resized_template", "similarity_transform", "warp"]
+__all__ = ["MEAN_SHAPE_68", "TEMPLATES", "Template", "align_dataset", "align_face", "aligned", "apply_transform", "face_crop",
+           "get_template", "invert_transform", "resized_template", "similarity_transform", "warp"]
 
 
 def _mean_shape() -> np.ndarray:
@@ -274,6 +274,12 @@ def align_dataset(ds, template: str | Template, size: int | None = None, channel
                                provenance={**ds.meta.provenance, "aligned": f"{tpl.name} template {tpl.size}px"})
     frames = ds.frames.drop(columns=[c for c in ("path",) if c in ds.frames]).assign(image=np.arange(n))
     return CanonicalDataset(meta, frames, landmarks, images)
+
+
+def aligned(ds, template: str | Template | None, size: int | None = None, channels: int | None = None):
+    """``ds`` cut by ``template`` (:func:`align_dataset`), or ``ds`` itself when ``template`` is None: what a
+    profile's ``align`` setting asks of an experiment's data."""
+    return ds if not template else align_dataset(ds, template, size=size, channels=channels)
 
 
 # -- the one crop recipe ------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ Face ``index`` (0 <= index < n) is a one-frame person drawn from ``SeedSequence(
 same (seed, index) gives the same bytes whatever the worker count, the rank or the order it is drawn in.
 An epoch visits the n faces in the order of a permutation seeded by (seed, epoch) (``set_epoch``; identity with
 ``shuffle=False``); ``start`` skips the first positions of the epoch, so a run resumed at position p continues
-exactly where it stopped. Positions from ``start`` on are cut into blocks of ``block`` (use the batch
+exactly where it stopped. With ``align`` each face is drawn at ``draw_size`` (default ``image_size``) and cut
+by that template (:func:`aulib.data.align.face_crop`, landmarks moved with it) at ``image_size``, as
+:func:`aulib.data.align.align_dataset` cuts a stored set. Positions from ``start`` on are cut into blocks of ``block`` (use the batch
 size); block k goes to rank k % world_size, and there to its workers in turn, so the DataLoader, which takes one
 batch from each worker in turn, yields the positions in order for any number of workers. RAM is bounded by what the loader prefetches
 (workers x prefetch_factor batches): nothing is stored.
@@ -79,13 +81,14 @@ class FaceStream(IterableDataset):
     def __init__(self, preset: str, n: int, image_size: int = 224, channels: int = 3, seed: int = 0,
                  start: int = 0, block: int = 1, shuffle: bool = True,
                  item: Callable[[dict], Any] = default_item, rank: int | None = None, world_size: int | None = None,
-                 **synth: Any):
+                 align: str | None = None, draw_size: int | None = None, **synth: Any):
         if not 0 <= start <= n:
             raise ValueError(f"FaceStream: start={start} must be in [0, n={n}]")
         self.preset, self.n, self.image_size, self.channels, self.seed = preset, int(n), image_size, channels, seed
         self.start, self.block, self.shuffle, self.item = int(start), max(1, int(block)), shuffle, item
         self.cfg = SynthConfig(preset=preset, image_size=image_size, channels=channels, **synth)
         self.rank, self.world_size = rank, world_size
+        self.align, self.draw_size = align, int(draw_size or image_size)
         self.epoch, self._passes = 0, 0
 
     @property
@@ -137,7 +140,13 @@ class FaceStream(IterableDataset):
         return np.random.default_rng([self.seed, e, 0x5EED]).permutation(self.n)
 
     def face(self, index: int) -> dict:
-        return draw_face(self.preset, index, self.seed, self.image_size, self.channels, self.cfg)
+        if not self.align:
+            return draw_face(self.preset, index, self.seed, self.image_size, self.channels, self.cfg)
+        from .align import face_crop
+
+        f = draw_face(self.preset, index, self.seed, self.draw_size, self.channels, self.cfg)
+        img, lm, _ = face_crop(f["image"], f["landmarks"], self.align, self.image_size, self.channels)
+        return {**f, "image": img, "landmarks": lm.astype(np.float32)}
 
     def _rank_world(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:

@@ -156,11 +156,9 @@ def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> Canonical
 
 
 def _aligned(P: dict, ds: CanonicalDataset) -> CanonicalDataset:
-    if not P.get("align"):
-        return ds
-    from aulib.data.align import align_dataset
+    from aulib.data.align import aligned
 
-    return align_dataset(ds, P["align"], size=P["method"]["image_size"])
+    return aligned(ds, P.get("align"), size=P["method"]["image_size"])
 
 
 def make_config(P: dict, ds: CanonicalDataset, fan_weights: str | None = None) -> AUNetConfig:

@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from aulib import profiles
+from aulib.data.align import aligned
 from aulib.data.batch_augment import BatchMoCoViews, OnDevice
 from aulib.data.dataset import FrameDataset
 from aulib.data.loader import make_loader
@@ -203,18 +204,23 @@ def _as_tensors(ds, channels: int, compact: bool = False):
 
 def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> EmoCoData:
     """The synthetic AffectNet-like pretraining set (or the canonical dataset at ``data_root``) and the
-    BP4D-, DISFA- and GFT-like AU sets of ``P["au_sets"]``, loaded once into memory."""
-    S, C = P["image_size"], P["channels"]
+    BP4D-, DISFA- and GFT-like AU sets of ``P["au_sets"]``, loaded once into memory. With ``P["align"]`` every
+    face is drawn at ``P["draw_size"]`` and cut by that template (:func:`aulib.data.align.aligned`; EmoCo aligns
+    its faces on facial points before cropping)."""
+    S, C, tpl = P["image_size"], P["channels"], P.get("align")
+    draw = P.get("draw_size") or S
     if data_root is None and P.get("stream"):  # gpu profile: drawn on the fly in the loader's workers
         pre = FaceStream("affectnet", n=P["pretrain_subjects"], image_size=S, channels=C, seed=seed,
-                         block=P["batch_size"])
+                         block=P["batch_size"], align=tpl, draw_size=draw)
     elif data_root is None:
-        pre = generate(SynthConfig(preset="affectnet", n_subjects=P["pretrain_subjects"], image_size=S, channels=C,
-                                   seed=seed))
+        pre = aligned(generate(SynthConfig(preset="affectnet", n_subjects=P["pretrain_subjects"], image_size=draw,
+                                           channels=C, seed=seed)), tpl, S, C)
     else:
         pre = open_dataset(data_root)
         C = pre.meta.channels
-    au_sets = {name: generate(SynthConfig(preset=name, image_size=S, channels=C, seed=seed + 1 + i, **sizes))
+        pre = aligned(pre, tpl, S, C)
+    au_sets = {name: aligned(generate(SynthConfig(preset=name, image_size=draw, channels=C, seed=seed + 1 + i,
+                                                  **sizes)), tpl, S, C)
                for i, (name, sizes) in enumerate(P["au_sets"].items())}
     return EmoCoData(pre, au_sets, {n: _as_tensors(ds, C, bool(P.get("compact"))) for n, ds in au_sets.items()},
                      S, C)
@@ -658,8 +664,9 @@ def feature_views(models: dict, data: EmoCoData, P: dict, seed: int = 0,
     without the projection. Returns (figure, table)."""
     from sklearn.manifold import TSNE
 
-    viz = generate(SynthConfig(preset="affectnet", n_subjects=P["viz_images"], image_size=data.image_size,
-                               channels=data.channels, seed=seed + 100))
+    viz = aligned(generate(SynthConfig(preset="affectnet", n_subjects=P["viz_images"],
+                                       image_size=P.get("draw_size") or data.image_size, channels=data.channels,
+                                       seed=seed + 100)), P.get("align"), data.image_size, data.channels)
     x = torch.from_numpy(np.ascontiguousarray(viz.image_batch(np.arange(len(viz))))).permute(0, 3, 1, 2).float() / 255
     emo = viz.emotions()
     au = viz.au_matrix()[0]

@@ -249,10 +249,13 @@ def _rrl(b: _Builder) -> None:
     f, a, p = model_cost("backbone", m["backbone"], 3, S)
     stream = bool(P.get("stream"))
     down = _img_gib(_frames(P["bp4d_data"]), S, 3) + _img_gib(_frames(P["disfa_data"]), S, 3)
+    if P.get("align"):  # a set and its aligned copy while it is cut (drawn at draw_size)
+        D = P.get("draw_size") or S
+        down += _img_gib(max(_frames(P["bp4d_data"]), _frames(P["disfa_data"])), D, 3)
     host = down + (_stream_gib(P, B, S, 3, 2, b.m) if stream else _img_gib(n, S, 3))
     # per-sample views in the loader, or made on the batch on the GPU (batch_augment): then only the faces
     aug_s = 0.0 if P.get("batch_augment") else AUG_SECONDS["rrl"] * (S * S) / (224 * 224)
-    data_s = aug_s + (_face_seconds(S, 3) if stream else 0.0)
+    data_s = aug_s + (_face_seconds(P.get("draw_size") or S, 3) if stream else 0.0)
     meas = MEASURED["rrl"][0] if m["backbone"] == "swin_t" and S == 224 else None
     runs = pretrain_runs(P)
     steps = runs * P["epochs"] * (n // B)
@@ -282,6 +285,8 @@ def _emoco(b: _Builder) -> None:
               _img_gib(au_frames, S, C, 1.0 + 4.0) + _img_gib(biggest, S, C, 4.0))  # + one set's fold copy
     stream = bool(P.get("stream"))
     pre_gib = _stream_gib(P, B, S, C, 2, b.m) if stream else _img_gib(n, S, C) * 2  # + from_canonical's copy
+    if P.get("align"):  # a set and its aligned copy while it is cut (drawn at draw_size)
+        au_gib += _img_gib(biggest, P.get("draw_size") or S, C)
     host = au_gib + pre_gib
     queue_gib = 7 * P["queue_size"] * P["proj_dim"] * 4 / GiB
     runs = len(pretrain_runs(P, C))
@@ -290,7 +295,7 @@ def _emoco(b: _Builder) -> None:
           runs * P["epochs"] * (n // B), B, f, 4.0, host, _gpu_gib(p * 1.2, a, B, 1.4, queue_gib),
           _ckpt_gib(p * 2.2, runs), measured=meas,
           data_s=(0.0 if P.get("batch_augment") else AUG_SECONDS["emoco"] * S * S * C / (224 * 224 * 3))
-          + (_face_seconds(S, C) if stream else 0.0))
+          + (_face_seconds(P.get("draw_size") or S, C) if stream else 0.0))
     fb = P["finetune_batch"]
     evals = runs + 2
     ft = len(P["finetune_folds"]) * len(P["finetune_sets"]) * evals * P["finetune_epochs"] * (au_frames // 3 * 2 // fb)

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader
 
 from aulib import profiles
 from aulib.data import open_dataset
+from aulib.data.align import aligned
 from aulib.data.batch_augment import BatchTwoViews, OnDevice
 from aulib.data.dataset import FrameDataset
 from aulib.data.folds import fold_split
@@ -205,17 +206,24 @@ class Data:
 
 def make_data(P: dict, data_root: str | None = None, seed: int = 0) -> Data:
     """Synthetic RGB sets at the profile's image size; ``data_root`` replaces the BP4D-like set by a canonical
-    dataset folder."""
-    size = P["method"]["image_size"]
+    dataset folder. With ``P["align"]`` every face (streamed ones too) is drawn at ``P["draw_size"]`` and cut by
+    that template (:func:`aulib.data.align.aligned`; RRL aligns dlib-landmarked faces), as ``aulib train`` cuts
+    a user's frames."""
+    size, tpl = P["method"]["image_size"], P.get("align")
+    draw = P.get("draw_size") or size
     pre_kw = dict(P["pretrain_data"])
     if P.get("stream"):  # gpu profile: faces drawn on the fly in the loader's workers (aulib.data.stream)
         pretrain_set = FaceStream(pre_kw["preset"], n=_frames(pre_kw), image_size=size, channels=3,
-                                  seed=pre_kw.get("seed", 0), block=P["method"]["batch_size"])
+                                  seed=pre_kw.get("seed", 0), block=P["method"]["batch_size"], align=tpl,
+                                  draw_size=draw)
     else:
-        pretrain_set = generate(SynthConfig(preset=pre_kw.pop("preset"), image_size=size, channels=3, **pre_kw))
-    bp4d = (open_dataset(data_root) if data_root is not None else
-            generate(SynthConfig(preset="bp4d", image_size=size, channels=3, seed=seed, **P["bp4d_data"])))
-    disfa = generate(SynthConfig(preset="disfa", image_size=size, channels=3, seed=seed, **P["disfa_data"]))
+        pretrain_set = aligned(generate(SynthConfig(preset=pre_kw.pop("preset"), image_size=draw, channels=3,
+                                                    **pre_kw)), tpl, size, 3)
+    bp4d = aligned(open_dataset(data_root) if data_root is not None else
+                   generate(SynthConfig(preset="bp4d", image_size=draw, channels=3, seed=seed, **P["bp4d_data"])),
+                   tpl, size, 3)
+    disfa = aligned(generate(SynthConfig(preset="disfa", image_size=draw, channels=3, seed=seed, **P["disfa_data"])),
+                    tpl, size, 3)
     return Data(pretrain_set, bp4d, disfa)
 
 
