@@ -10,9 +10,11 @@ An epoch visits the n faces in the order of a permutation seeded by (seed, epoch
 ``shuffle=False``); ``start`` skips the first positions of the epoch, so a run resumed at position p continues
 exactly where it stopped. With ``align`` each face is drawn at ``draw_size`` (default ``image_size``) and cut
 by that template (:func:`aulib.data.align.face_crop`, landmarks moved with it) at ``image_size``, as
-:func:`aulib.data.align.align_dataset` cuts a stored set. Positions from ``start`` on are cut into blocks of ``block`` (use the batch
-size); block k goes to rank k % world_size, and there to its workers in turn, so the DataLoader, which takes one
-batch from each worker in turn, yields the positions in order for any number of workers. RAM is bounded by what the loader prefetches
+:func:`aulib.data.align.align_dataset` cuts a stored set.
+
+Positions from ``start`` on are cut into blocks of ``block`` (use the batch size); block k goes to rank
+k % world_size, and there to its workers in turn, so the DataLoader, which takes one batch from each worker in
+turn, yields the positions in order for any number of workers. RAM is bounded by what the loader prefetches
 (workers x prefetch_factor batches): nothing is stored.
 
 Cost: about 35 ms of one CPU core per 224 px RGB face (render), measured on this project's CPU, so 16 cores
