@@ -25,7 +25,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                                "affectnet": {"n_subjects": 72}},
                    "image_size": 64, "folds": [1],
                    "config": {"pixel_size": 16, "cnn_sizes": [32], "cnn_epochs": 1, "batch_size": 32,
-                              "max_iter": 200}},
+                              "max_iter": 200, "aligned": "rrl", "aligned_sizes": [32]}},
         "cnn_study": {
             # 18 x 2 x 6 frames (was 12 x 2 x 8): fold 1's training rows then hold positives of all 12 amfed AUs
             "data": {"preset": "amfed", "n_subjects": 18, "sequences_per_subject": 2, "frames_per_sequence": 6,
@@ -100,8 +100,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                                "disfa": {"n_subjects": 27, "sequences_per_subject": 1, "frames_per_sequence": 80},
                                "affectnet": {"n_subjects": 1500}},
                    "image_size": 112, "folds": [1, 2, 3],
+                   # the aligned rungs: pixels and the 64-px CNN on the same frames cut by the rrl template
                    "config": {"pixel_size": 32, "cnn_sizes": [32, 64, 112], "cnn_epochs": 8, "batch_size": 64,
-                              "max_iter": 2000}},
+                              "max_iter": 2000, "aligned": "rrl", "aligned_sizes": [64]}},
         "cnn_study": {
             # 82 synthetic subjects x 1 sequence: many identities, few frames each. The amfed preset codes the
             # paper's 12 AUs (Table I: AU9, AU25, AU28 included; generator v2).
@@ -231,7 +232,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                                "affectnet": {"n_subjects": 20000}},
                    "image_size": 112, "folds": [1, 2, 3],
                    "config": {"pixel_size": 32, "cnn_sizes": [32, 64, 112], "cnn_epochs": 20, "batch_size": 128,
-                              "max_iter": 2000}},
+                              "max_iter": 2000, "aligned": "rrl", "aligned_sizes": [64]}},
         "cnn_study": {
             # the paper's input, batch, optimisers and curves; 20 of its 600 epochs (a few GPU-hours in all)
             "data": {"preset": "amfed", "n_subjects": 123, "sequences_per_subject": 4, "frames_per_sequence": 200,

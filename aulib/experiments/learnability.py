@@ -10,7 +10,10 @@ Rungs, weakest first, each scored on the same subject-exclusive test frames:
                     distance), one per AU (``sklearn.linear_model.LogisticRegression``, balanced classes);
 ``pixels``          the same on the grey image down-sampled to ``pixel_size`` and standardised on the training fold;
 ``cnn <s> px``      :class:`aulib.methods.supervised.Supervised` (``cnn_backbone``) trained on the labels at
-                    ``s`` px with masked BCE (:func:`aulib.train.fit`), for each ``s`` of ``cnn_sizes``.
+                    ``s`` px with masked BCE (:func:`aulib.train.fit`), for each ``s`` of ``cnn_sizes``;
+``..., aligned``    with ``aligned`` a template name: ``pixels`` and ``cnn <s> px`` (``s`` of ``aligned_sizes``)
+                    once more on the same frames cut by that template (:func:`aulib.data.align.align_dataset`,
+                    at the frames' own size), as the notebooks that align their faces see them.
 
 A rung that should see an AU and does not (e.g. the CNN at 64 px below AUC 0.85) says the generator's cue for
 that AU is too weak; a rung far above the method under study says the method, not the data, is the limit.
@@ -28,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
+from aulib.data.align import align_dataset
 from aulib.data.dataset import FrameDataset
 from aulib.eval.crossval import Variant, run_folds
 from aulib.eval.protocols import predict
@@ -45,6 +49,8 @@ class LadderConfig:
     batch_size: int = 64
     max_iter: int = 2000  # logistic regression (lbfgs)
     C: float = 1.0
+    aligned: str | None = None  # template of the aligned rungs (None: none)
+    aligned_sizes: tuple[int, ...] = (64,)
 
 
 def landmark_features(landmarks: np.ndarray) -> np.ndarray:
@@ -95,26 +101,34 @@ def ladder(ds, cfg: LadderConfig | None = None, k: int = 3, folds=None, seeds=(0
         return logistic_per_au(lm[train_rows], labels[train_rows], valid[train_rows], lm[test_rows], cfg.C,
                                cfg.max_iter)
 
-    def pixels(train_rows, test_rows, fold, seed):
-        return logistic_per_au(pixel_features(ds, train_rows, cfg.pixel_size), labels[train_rows],
-                               valid[train_rows], pixel_features(ds, test_rows, cfg.pixel_size), cfg.C, cfg.max_iter)
+    def pixels(frames):
+        def fit_and_predict(train_rows, test_rows, fold, seed):
+            return logistic_per_au(pixel_features(frames, train_rows, cfg.pixel_size), labels[train_rows],
+                                   valid[train_rows], pixel_features(frames, test_rows, cfg.pixel_size), cfg.C,
+                                   cfg.max_iter)
+        return fit_and_predict
 
-    def cnn(size):
+    def cnn(size, frames=ds, rung=None):
         def train_and_predict(train_rows, test_rows, fold, seed):
             seed_everything(seed)
             model = Supervised(SupervisedConfig(backbone=cfg.cnn_backbone, num_aus=len(ds.aus), in_chans=1))
-            train = DataLoader(FrameDataset(ds, train_rows, size=size, channels=1), batch_size=cfg.batch_size,
+            train = DataLoader(FrameDataset(frames, train_rows, size=size, channels=1), batch_size=cfg.batch_size,
                                shuffle=True, drop_last=len(train_rows) > cfg.batch_size)
-            test = DataLoader(FrameDataset(ds, test_rows, size=size, channels=1), batch_size=256)
+            test = DataLoader(FrameDataset(frames, test_rows, size=size, channels=1), batch_size=256)
             h = fit(model, train, TrainConfig(epochs=cfg.cnn_epochs, lr=cfg.cnn_lr, optimizer="adamw",
                                               schedule="cosine", seed=seed, device=device, progress=progress))
-            histories.append(h.assign(rung=f"cnn {size} px", fold=fold, seed=seed))
+            histories.append(h.assign(rung=rung or f"cnn {size} px", fold=fold, seed=seed))
             probs, _, _ = predict(model.model, test, device, progress=False)
             return probs
         return train_and_predict
 
-    variants = [Variant("landmarks", landmarks, "reference"), Variant("pixels", pixels, "reference")]
+    variants = [Variant("landmarks", landmarks, "reference"), Variant("pixels", pixels(ds), "reference")]
     variants += [Variant(f"cnn {s} px", cnn(s), "reference") for s in cfg.cnn_sizes]
+    if cfg.aligned:  # the same frames, in the same order, cut by the template
+        al = align_dataset(ds, cfg.aligned, size=ds.meta.image_size[0])
+        variants += [Variant("pixels, aligned", pixels(al), "reference")]
+        variants += [Variant(f"cnn {s} px, aligned", cnn(s, al, f"cnn {s} px, aligned"), "reference")
+                     for s in cfg.aligned_sizes]
     results = run_folds(ds, variants, k=k, folds=folds, seeds=seeds, experiment=experiment, progress=progress)
     results.attrs["history"] = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     return results
