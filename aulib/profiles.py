@@ -109,9 +109,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # 2-point Fig. 2 curves (was 3) keep the report within 30 min (the 250-step run with 3-point curves
             # took 35.5 min). Steps per run: at 4 x 30 the report took 10.3 min, LightCNN-9 reached F1 23.4 / AUC
             # 0.61 and the 4-layer baseline 41.7 / 0.72; at 6 x 30 8.5 min, 33.0 / 0.67 and 43.4 / 0.76 (2 seeds
-            # x fold 1); now 10 x 30. The input stays at 32 px: on fold 1 (seed 0, 6 x 30 steps) 48 px took 1.7x
-            # as long and moved LightCNN-9 from 38.3 / 0.72 to 39.8 / 0.71, the baseline from 42.0 / 0.75 to
-            # 47.2 / 0.76 (measured 2026-12-01). 3 folds x 1 seed give every claim 3 paired units (was 2).
+            # x fold 1); now 10 x 30: 19.8 min, 40.6 / 0.76 and 40.2 / 0.76 (3 folds). At 14 x 30 the report
+            # took 33.0 min, over the 30-minute budget, for 44.7 / 0.79 and 43.6 / 0.79 (measured 2026-12-01). The
+            # input stays at 32 px: on fold 1 (seed 0, 6 x 30 steps) 48 px took 1.7x as long and moved LightCNN-9
+            # from 38.3 / 0.72 to 39.8 / 0.71, the baseline from 42.0 / 0.75 to 47.2 / 0.76 (measured
+            # 2026-12-01). 3 folds x 1 seed give every claim 3 paired units (was 2).
             "data": {"preset": "amfed", "n_subjects": 82, "sequences_per_subject": 1, "frames_per_sequence": 24,
                      "image_size": 96},
             "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 10, "steps_per_epoch": 30,
@@ -126,20 +128,26 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "frame_fractions": [0.4, 1.0], "subject_fractions": [0.4, 1.0], "frame_budget": 0.4,
         },
         "tranet": {
-            # tiny SE-ResNet at 64 px from random init, 3 folds x 7 variants, up to 240 steps each. Measured on a
+            # tiny SE-ResNet at 64 px from random init, 3 folds x 7 variants, up to 420 steps each. Measured on a
             # 100-step budget: SGD (lr 0.01-0.03) with frozen random blocks 1-2 learned almost nothing (mean F1 ~0.12 for
             # every variant), so the cpu profile uses AdamW 3e-3, trains all blocks (the paper froze *pretrained*
             # ones). It rendered the AUs at twice the default strength until generator version 2 made the default
             # appearance cues 2-3 times stronger; it now uses the default data like every other notebook.
-            "synth": {"n_subjects": 27, "sequences_per_subject": 2, "frames_per_sequence": 80, "image_size": 64,
+            # faces drawn at 96 px and cut by the tranet template at 64 (was: drawn at 64, the face then filled
+            # less of the cut)
+            "synth": {"n_subjects": 27, "sequences_per_subject": 2, "frames_per_sequence": 80, "image_size": 96,
                       "channels": 1},
             "config": {"backbone": "seresnet_tiny", "in_chans": 1, "image_size": 64, "decoder_channels": (32, 32, 32),
                        "fc_hidden": 32, "reduction": 8, "optimizer": "adamw", "lr": 0.003, "frozen_blocks": 0,
-                       "batch_size": 32, "batches_per_epoch": 20, "max_epochs": 12, "patience": 4,
+                       "batch_size": 32, "batches_per_epoch": 30, "max_epochs": 14, "patience": 5,
                        "val_max_frames": 300},
-            # 12 epochs x 20 batches (was 5: ~100 steps, under one pass over the training frames; the report
-            # then took 7.9 min, TRA-Net reached mean AUC 0.77 and the SENet reference 0.70; at 12 epochs
-            # 10.0 min, 0.82 and 0.77)
+            # steps: at 5 epochs x 20 batches (~100 steps, under one pass over the training frames) the report took
+            # 7.9 min, TRA-Net reached mean AUC 0.77 and the SENet reference 0.70; at 12 x 20 (drawn at 64 px)
+            # 10.0 min, 0.82 and 0.77, with most runs best at epoch 7-10 of 12 and the SENet reference at 0.68 on
+            # fold 1. Drawn at 96 px and trained up to 15 x 40 with patience 5, on fold 1 the SENet reference
+            # reached 0.87 and TRA-Net 0.87 (0.68 and 0.81 before; ~60 s a run); over the 3 folds the report then
+            # took 22.6 min (all notebooks over 2 h), TRA-Net 45.4 F1 / AUC 0.88 and the reference 46.1 / 0.84.
+            # Now up to 14 x 30: 12.8 min, 45.8 / 0.88 and 47.5 / 0.86 (2 cores, measured 2026-12-01)
             "folds": [1, 2, 3], "seeds": [0],
         },
         "aunet": {  # notebooks/03_aunet: 64 px, FAN width 32 (~0.2M params), narrow heads, 3 BP4D folds
@@ -213,7 +221,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                         "gft": {"n_subjects": 48, "sequences_per_subject": 2, "frames_per_sequence": 20}},
             "linear_folds": [1, 2, 3], "finetune_folds": [1], "probe_epochs": 60, "probe_lr": 0.01,
             "finetune_epochs": 6, "finetune_lr": 0.001, "finetune_batch": 64, "finetune_sets": ["bp4d", "disfa", "gft"],
-            "supervised_epochs": 12,  # the `supervised` reference: the backbone trained on the AU labels (Adam, finetune_lr)
+            # the `supervised` reference: the backbone trained on the AU labels (Adam, finetune_lr). At 12 epochs it
+            # reaches mean AUC 0.88 on bp4d (linear folds) and 0.87 (finetune fold). At 24 the report took 21.2 min
+            # (was 17.7; all notebooks then over 2 h), the reference 0.89 and 0.90, every EmoCo row unchanged
+            # (measured 2026-12-01)
+            "supervised_epochs": 12,
             "sweep_lambdas": [0.2, 1.0, 5.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 500, "viz_emotion": "happy", "umap": True,
             # every face drawn at 96 px and cut by the emoco template at 48 px (EmoCo aligns its faces; see
