@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .align import face_crop
 from .synthetic import SynthConfig, _frame_params, _renderer
 from .synthetic.face import AU_INDEX, N_AU, deform
 from .synthetic.labels import get_preset, sample_au_sequences, sample_emotion_sequences
@@ -144,8 +145,6 @@ class FaceStream(IterableDataset):
     def face(self, index: int) -> dict:
         if not self.align:
             return draw_face(self.preset, index, self.seed, self.image_size, self.channels, self.cfg)
-        from .align import face_crop
-
         f = draw_face(self.preset, index, self.seed, self.draw_size, self.channels, self.cfg)
         img, lm, _ = face_crop(f["image"], f["landmarks"], self.align, self.image_size, self.channels)
         return {**f, "image": img, "landmarks": lm.astype(np.float32)}
