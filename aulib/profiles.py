@@ -109,15 +109,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # 2-point Fig. 2 curves (was 3) keep the report within 30 min (the 250-step run with 3-point curves
             # took 35.5 min). Steps per run: at 4 x 30 the report took 10.3 min, LightCNN-9 reached F1 23.4 / AUC
             # 0.61 and the 4-layer baseline 41.7 / 0.72; at 6 x 30 8.5 min, 33.0 / 0.67 and 43.4 / 0.76 (2 seeds
-            # x fold 1); now 10 x 30: 19.8 min, 40.6 / 0.76 and 40.2 / 0.76 (3 folds). At 14 x 30 the report
-            # took 33.0 min, over the 30-minute budget, for 44.7 / 0.79 and 43.6 / 0.79 (measured 2026-12-01). The
+            # x fold 1); at 10 x 30: 19.8 min, 40.6 / 0.76 and 40.2 / 0.76 (3 folds). At 14 x 30 the report
+            # took 33.0 min, over the 30-minute budget, for 44.7 / 0.79 and 43.6 / 0.79 (measured 2026-12-01). Since
+            # the augmentation groups run on whole batches (Kornia) and each batch's frames are read in one go, a
+            # baseline run of 300 steps takes ~9 s instead of ~22 s (group D: ~8 s, was ~28 s; fold 1, 2 cores), so
+            # the profile now trains 20 x 30 steps in the main process (a loader worker made a run ~1.5x slower);
+            # on fold 1 LightCNN-9 then reached AUC 0.82 and the baseline 0.79; over the 3 folds the report took
+            # 19.7 min, LightCNN-9 47.8 / 0.81, the baseline 47.4 / 0.79 (measured 2026-12-02). The
             # input stays at 32 px: on fold 1 (seed 0, 6 x 30 steps) 48 px took 1.7x as long and moved LightCNN-9
             # from 38.3 / 0.72 to 39.8 / 0.71, the baseline from 42.0 / 0.75 to 47.2 / 0.76 (measured
             # 2026-12-01). 3 folds x 1 seed give every claim 3 paired units (was 2).
             "data": {"preset": "amfed", "n_subjects": 82, "sequences_per_subject": 1, "frames_per_sequence": 24,
                      "image_size": 96},
-            "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 10, "steps_per_epoch": 30,
-            "n_seeds": 1, "folds": [1, 2, 3], "num_workers": 1, "val_subjects": 0.0,
+            "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 20, "steps_per_epoch": 30,
+            "n_seeds": 1, "folds": [1, 2, 3], "num_workers": 0, "val_subjects": 0.0,
             "base": {"normalisation": "samplewise_normalization", "augmentation": "baseline",
                      "balancing": "oversampling"},
             "paper_base": {"augmentation": "baseline", "balancing": "oversampling"},
@@ -223,8 +228,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "finetune_epochs": 6, "finetune_lr": 0.001, "finetune_batch": 64, "finetune_sets": ["bp4d", "disfa", "gft"],
             # the `supervised` reference: the backbone trained on the AU labels (Adam, finetune_lr). At 12 epochs it
             # reaches mean AUC 0.88 on bp4d (linear folds) and 0.87 (finetune fold). At 24 the report took 21.2 min
-            # (was 17.7; all notebooks then over 2 h), the reference 0.89 and 0.90, every EmoCo row unchanged
-            # (measured 2026-12-01)
+            # (was 17.7), the reference 0.89 and 0.90, every EmoCo row unchanged (measured 2026-12-01); measured
+            # again on 2026-12-02: 24.1 min, the reference 0.889 and 0.898, every EmoCo row and claim unchanged, all
+            # the notebooks then ~121 min, over 2 h. So 12 stays
             "supervised_epochs": 12,
             "sweep_lambdas": [0.2, 1.0, 5.0], "sweep_sets": ["bp4d"], "extra_variants": [],
             "viz_images": 500, "viz_emotion": "happy", "umap": True,

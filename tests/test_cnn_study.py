@@ -10,7 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from aulib.data.align import TEMPLATES, align_dataset, resized_template
 from aulib.data.dataset import FrameDataset
-from aulib.data.transforms import IBUG_MIRROR, to_sample
+from aulib.data.transforms import IBUG_MIRROR
 from aulib.eval.claims import CLAIM_COLUMNS, VERDICTS
 from aulib.eval.crossval import COLUMNS
 from aulib.experiments import cnn_study as cs
@@ -107,86 +107,103 @@ def test_featurewise_uses_training_statistics_only():
 # ---------------------------------------------------------------------------------------------- augmentation
 
 
-def _sample(size=32):
-    img = torch.zeros(1, size, size)
-    img[0, 5:9, 3:7] = 1.0  # an asymmetric blob
-    lm = torch.stack([torch.linspace(2, size - 3, 68), torch.linspace(4, size - 5, 68)], 1)
-    return to_sample(img, lm)
+def _batch(size=32, n=8):
+    img = torch.zeros(n, 1, size, size)
+    img[:, 0, 5:9, 3:7] = 1.0  # an asymmetric blob
+    lm = torch.stack([torch.linspace(2, size - 3, 68), torch.linspace(4, size - 5, 68)], 1).expand(n, 68, 2)
+    return {"image": img, "landmarks": lm.clone(), "labels": torch.ones(n, 3)}
 
 
 def test_group_a_is_identity():
-    s = _sample()
-    out = augmentation("A")(s)
-    assert torch.equal(out["image"], s["image"]) and torch.equal(out["landmarks"], s["landmarks"])
+    b = _batch()
+    out = augmentation("A")(b)
+    assert torch.equal(out["image"], b["image"]) and torch.equal(out["landmarks"], b["landmarks"])
 
 
-def test_group_b_flip_mirrors_image_and_landmarks():
+def test_group_b_flips_each_image_on_its_own_and_its_landmarks_with_it():
     cfg = CNNStudyConfig(brightness=0.0, contrast=0.0)
-    s = _sample()
-    w = s["image"].shape[-1]
-    seen = set()
+    b = _batch(n=64)
+    w = b["image"].shape[-1]
     torch.manual_seed(0)
-    for _ in range(20):
-        out = augmentation("B", cfg)(s)
-        if torch.equal(out["image"], s["image"]):
+    out = augmentation("B", cfg)(b)
+    lm = b["landmarks"][0]
+    mirrored = torch.stack([(w - 1) - lm[:, 0], lm[:, 1]], 1)[IBUG_MIRROR]  # x mirrored, left <-> right
+    seen = set()
+    for i in range(len(out["image"])):
+        if torch.equal(out["image"][i], b["image"][i]):
             seen.add("kept")
-            assert torch.equal(out["landmarks"], s["landmarks"])
+            assert torch.equal(out["landmarks"][i], lm)
         else:
             seen.add("flipped")
-            assert torch.equal(out["image"], s["image"].flip(-1))
-            lm = s["landmarks"].as_subclass(torch.Tensor)
-            expect = torch.stack([(w - 1) - lm[:, 0], lm[:, 1]], 1)[IBUG_MIRROR]  # x mirrored, left <-> right
-            torch.testing.assert_close(out["landmarks"].as_subclass(torch.Tensor), expect)
-    assert seen == {"kept", "flipped"}
+            assert torch.equal(out["image"][i], b["image"][i].flip(-1))
+            torch.testing.assert_close(out["landmarks"][i], mirrored)
+    assert seen == {"kept", "flipped"}  # per-sample draws: one batch holds both
+    assert torch.equal(out["labels"], b["labels"])  # the twelve AUs are bilateral: a flip keeps the labels
+
+
+def test_photometric_parameters_are_drawn_per_image():
+    b = {"image": torch.full((16, 1, 8, 8), 0.5), "landmarks": torch.zeros(16, 68, 2)}
+    torch.manual_seed(0)
+    out = augmentation("B", CNNStudyConfig(contrast=0.0))(b)["image"]
+    means = out.mean(dim=(1, 2, 3))
+    assert means.unique().numel() == 16  # every image its own brightness
+    assert 0.5 * 0.7 - 1e-6 <= means.min() and means.max() <= 0.5 * 1.3 + 1e-6  # factor in [1 - 0.3, 1 + 0.3]
 
 
 def test_groups_are_nested_as_the_paper_defines_them():
     def kinds(group):
-        ops = augmentation(group).transforms
-        names = set()
-        for op in ops:
-            names.add(type(op).__name__)
-            if type(op).__name__ == "RandomApply":
-                names |= {type(t).__name__ for t in op.transforms}
-            if type(op).__name__ == "RandomAffine":
-                if op.degrees != [0.0, 0.0]:
-                    names.add("rotation")
-                if op.translate is not None:
-                    names.add("shift")
-                if op.scale is not None:
-                    names.add("zoom")
-        return names - {"_Clamp01", "RandomAffine", "RandomApply"}
+        a = augmentation(group)
+        names = {"flip"} if a.flip_p > 0 else set()
+        if a.photometric is not None:
+            names |= {type(op).__name__ for op in a.photometric.children()}
+        if a.affine is not None:
+            f = a.affine_args
+            names |= {n for n, on in (("rotation", f["degrees"] > 0), ("shift", "translate" in f),
+                                      ("zoom", "scale" in f)) if on}
+        return names
 
     assert kinds("A") == set()
-    assert kinds("B") == {"FaceHorizontalFlip", "ColorJitter"}
-    assert kinds("C") == kinds("B") | {"GaussianBlur", "zoom"}
+    assert kinds("B") == {"flip", "ColorJitter"}
+    assert kinds("C") == kinds("B") | {"RandomGaussianBlur", "zoom"}
     assert kinds("D") == kinds("C") | {"shift", "rotation"}
+    assert kinds("baseline") == {"flip", "shift", "zoom"}  # Sec. II-C: "random flipping, shifting, zooming"
 
 
 def test_group_d_landmarks_follow_the_image():
     cfg = CNNStudyConfig(brightness=0.0, contrast=0.0, blur_p=0.0, rotation=25.0, shift=0.15)
-    size = 48
-    img = torch.zeros(1, size, size)
-    lm = torch.full((68, 2), 24.0)
-    lm[30] = torch.tensor([16.0, 20.0])
-    img[0, 19:22, 15:18] = 1.0  # a dot centred on landmark 30
+    size, n = 48, 6
+    img = torch.zeros(n, 1, size, size)
+    lm = torch.full((n, 68, 2), 24.0)
+    lm[:, 30] = torch.tensor([16.0, 20.0])
+    img[:, 0, 19:22, 15:18] = 1.0  # a dot centred on landmark 30
     torch.manual_seed(1)
-    for _ in range(5):
-        out = augmentation("D", cfg)(to_sample(img, lm))
-        o = out["image"].as_subclass(torch.Tensor)[0]
+    out = augmentation("D", cfg)({"image": img, "landmarks": lm})
+    for i in range(n):
+        o = out["image"][i, 0]
         ys, xs = torch.nonzero(o > 0.3 * o.max(), as_tuple=True)
         centre = torch.stack([xs.float().mean(), ys.float().mean()])
-        p = out["landmarks"].as_subclass(torch.Tensor)
         # landmark 30 moved with the dot (or swapped to its mirror index, 30 is on the midline)
-        assert torch.linalg.norm(p[30] - centre) < 1.5
+        assert torch.linalg.norm(out["landmarks"][i, 30] - centre) < 1.5
 
 
-def test_flip_keeps_labels_in_frame_dataset():
-    ds = make_dataset(n_subjects=2, frames=3, size=16)
-    fd = FrameDataset(ds, transform=augmentation("B"))
+def test_the_training_loader_augments_on_the_batch_and_keeps_labels():
+    ds = make_dataset(n_subjects=3, frames=6, aus=(1, 2), size=16)
+    cfg = CNNStudyConfig(image_size=16, augmentation="B", balancing="random", batch_size=6, steps_per_epoch=2)
     labels, _ = ds.au_matrix()
-    for i in range(len(fd)):
-        assert torch.equal(fd[i]["labels"], torch.from_numpy(labels[i]))
+    for batch in make_train_loader(ds, np.arange(len(ds)), cfg, device="cpu"):
+        assert batch["image"].shape == (6, 1, 16, 16) and 0 <= batch["image"].min() <= batch["image"].max() <= 1
+        assert torch.equal(batch["labels"], torch.from_numpy(labels[batch["row"].numpy()]))
+
+
+def test_frame_dataset_reads_a_batch_as_its_items():
+    ds = make_dataset(n_subjects=2, frames=4, aus=(1, 2), size=24)
+    fd = FrameDataset(ds, np.arange(1, len(ds)), size=16, channels=3)
+    idx = [4, 0, 2]
+    for got, want in zip(fd.__getitems__(idx), [fd[i] for i in idx], strict=True):
+        assert got.keys() == want.keys()
+        for k in want:
+            assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
+            torch.testing.assert_close(got[k], want[k], msg=k)
 
 
 # ---------------------------------------------------------------------------------------------- alignment

@@ -130,6 +130,27 @@ def test_the_papers_direction_flips_the_verdict():
     assert (up, down) == ("opposite", "holds")
 
 
+@pytest.mark.parametrize("a,expected", [
+    ([0.551, 0.549, 0.552, 0.548, 0.550, 0.551], "holds"),         # diff ~0, interval inside +-0.01
+    ([0.600, 0.610, 0.590, 0.605, 0.600, 0.595], "opposite"),      # +0.05: a difference the claim says is not there
+    ([0.500, 0.490, 0.505, 0.495, 0.500, 0.502], "opposite"),      # -0.05: the same, below
+    ([0.560, 0.540, 0.575, 0.530, 0.565, 0.545], "not resolved"),  # interval overlaps the band's edge
+])
+def test_an_equivalence_claim_is_judged_against_its_band_not_against_zero(a, expected):
+    b = [0.55] * 6
+    res = results_from({"A": a, "B": b, "always present": AP})
+    c = judge(res, [Claim("a is about b", "A", "B", 0.0, margin=0.01)])
+    assert c.verdict.item() == expected
+    lo, hi = c.ci_low.item(), c.ci_high.item()
+    assert verdict(lo, hi, margin=0.01) == expected and verdict(lo, hi, margin=1.0) == "holds"
+    # the same units read as "a beats b" (no margin): a clear +0.05 holds, which is what the equivalence
+    # claim must not report
+    if expected == "opposite" and lo > 0:
+        assert judge(res, [Claim("a beats b", "A", "B", 0.0)]).verdict.item() == "holds"
+    with pytest.raises(ValueError, match="margin"):
+        verdict(lo, hi, margin=-0.01)
+
+
 def test_no_evidence_when_a_side_does_not_beat_always_present_or_ranks_at_chance():
     a, b = [0.60, 0.62, 0.61, 0.63, 0.60, 0.62], [0.29] * 6
     res = results_from({"A": a, "B": b, "always present": AP})

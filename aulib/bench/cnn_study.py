@@ -37,7 +37,8 @@ def _arg(args, name):
 
 
 def _loader_rate(image_size: int, n_aus: int, batches: int) -> float:
-    """Images/s of FrameDataset + augmentation D + 4+4 oversampling on random aligned faces (one process)."""
+    """Images/s of FrameDataset + 4+4 oversampling on random aligned faces, with augmentation D on each batch (one
+    process)."""
     from aulib.data.schema import CanonicalDataset, DatasetMeta
     from aulib.experiments.cnn_study import make_train_loader
 

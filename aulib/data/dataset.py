@@ -92,3 +92,20 @@ class FrameDataset(Dataset):
         else:
             out["image"] = image
         return out
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        """The items ``indices``, as ``[self[i] for i in indices]`` gives them; a DataLoader calls this once per
+        batch. Without a transform or temporal triplets the images are read, converted and resized as one
+        batch (one ``image_batch`` call instead of one per frame)."""
+        if self.transform is not None or self.temporal_offset is not None:
+            return [self[i] for i in indices]
+        rows = self.rows[np.asarray(indices, dtype=np.int64)]
+        img = self._load(rows)  # (B, C, H, W)
+        lm = torch.from_numpy(np.array(self.ds.landmarks[rows], dtype=np.float32))  # (B, 68, 2)
+        if self.size is not None:
+            h0, w0 = self.ds.meta.image_size
+            lm = lm * torch.tensor([self.size / w0, self.size / h0])
+        labels, valid = torch.from_numpy(self.labels[rows]), torch.from_numpy(self.valid[rows])
+        emotion = torch.from_numpy(np.asarray(self.emotion[rows], dtype=np.int64))
+        return [{"labels": labels[j], "valid": valid[j], "landmarks": lm[j], "emotion": emotion[j],
+                 "row": torch.tensor(int(r)), "image": img[j]} for j, r in enumerate(rows)]

@@ -19,6 +19,12 @@ Verdicts, in the paper's direction (``sign(paper_diff)``; "a > b" when the paper
 ``opposite``      the interval lies below 0;
 ``not resolved``  the interval contains 0 (or there is a single unit).
 
+An equivalence claim ("a is about b", ``margin`` set) is judged against the band ``[-margin, +margin]`` instead
+of 0: ``holds`` when the interval lies inside the band, ``opposite`` when
+it lies wholly outside it (a difference larger than the margin, against the claim of none), ``not resolved``
+when it overlaps the band's edge (the 95 % interval inside the band is two one-sided tests at 2.5 % each).
+``no evidence`` applies as above.
+
 :func:`judge` returns one row per claim with :data:`CLAIM_COLUMNS`; every report's ``claims.csv`` is its output.
 """
 
@@ -43,7 +49,8 @@ VERDICTS = ("holds", "opposite", "not resolved", "no evidence")
 class Claim:
     """"``a`` beats ``b`` on ``metric``" as a paper states it. ``paper_diff`` is the paper's a - b (in the
     metric's [0, 1] scale; its sign gives the direction, None = "a > b" without a number). ``dataset`` restricts
-    the units to one dataset, ``aus`` the average to some AUs, ``experiment`` the rows to one experiment."""
+    the units to one dataset, ``aus`` the average to some AUs, ``experiment`` the rows to one experiment.
+    ``margin`` (metric scale) makes it an equivalence claim, "a is about b": see the module docstring."""
 
     claim: str
     a: str
@@ -53,6 +60,7 @@ class Claim:
     dataset: str | None = None
     experiment: str | None = None
     aus: tuple[str, ...] | None = None
+    margin: float | None = None
 
     @property
     def direction(self) -> int:
@@ -75,11 +83,20 @@ def interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float,
     return float(res.confidence_interval.low), float(res.confidence_interval.high), "bootstrap"
 
 
-def verdict(ci_low: float, ci_high: float, direction: int = 1, detects: bool = True) -> str:
-    """The rule of the module docstring on one interval."""
+def verdict(ci_low: float, ci_high: float, direction: int = 1, detects: bool = True,
+            margin: float | None = None) -> str:
+    """The rule of the module docstring on one interval (an equivalence claim when ``margin`` is given)."""
     if not detects:
         return "no evidence"
     if np.isnan(ci_low) or np.isnan(ci_high):
+        return "not resolved"
+    if margin is not None:
+        if margin < 0:
+            raise ValueError(f"an equivalence margin must be >= 0, got {margin}")
+        if -margin <= ci_low and ci_high <= margin:
+            return "holds"
+        if ci_low > margin or ci_high < -margin:
+            return "opposite"
         return "not resolved"
     lo, hi = (ci_low, ci_high) if direction > 0 else (-ci_high, -ci_low)
     if lo > 0:
@@ -129,7 +146,7 @@ def judge_one(results: pd.DataFrame, c: Claim, level: float = 0.95, min_auc: flo
                 detects = False
     return {"claim": c.claim, "a": c.a, "b": c.b, "metric": c.metric, "paper_diff": c.paper_diff,
             "diff": float(d.mean()) if len(d) else np.nan, "ci_low": lo, "ci_high": hi, "n_units": int(len(units)),
-            "verdict": verdict(lo, hi, c.direction, detects), "interval": how}
+            "verdict": verdict(lo, hi, c.direction, detects, c.margin), "interval": how}
 
 
 def judge(results: pd.DataFrame, claims: Sequence[Claim], level: float = 0.95, min_auc: float = MIN_AUC

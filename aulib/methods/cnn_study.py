@@ -28,10 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms import v2
 
 from aulib.config import from_dict
-from aulib.data.transforms import FaceHorizontalFlip
+from aulib.data.batch_augment import flip_faces
 from aulib.losses.masked_bce import masked_bce
 from aulib.methods.base import Method
 from aulib.models import create_backbone
@@ -143,43 +142,58 @@ class InputNormalisation(nn.Module):
         return (x - self.mean) / (self.std + self.eps)  # featurewise_normalization
 
 
-def augmentation(group: str, cfg: CNNStudyConfig | None = None) -> v2.Compose:
-    """Augmentation group of Sec. IV-B on a sample dict (landmarks follow every geometric change).
+class BatchAugmentation(nn.Module):
+    """Augmentation group of Sec. IV-B on a whole batch, every image with its own random parameters (Kornia;
+    torchvision v2 on a batched tensor would give the whole batch one set). A batch dict with ``image``
+    (B, 1, S, S) in [0, 1] and ``landmarks`` (B, 68, 2) -> the same dict, landmarks following every geometric
+    change; labels untouched.
 
     A: none. B: horizontal flip + random brightness and contrast. C: B + random blur + zoom.
     D: C + horizontal / vertical shift + rotation. "baseline": flip, shift, zoom (Sec. II-C).
     Flipping keeps the labels: all twelve AUs are bilateral, so a mirrored face shows the same AUs.
+    Order: flip, brightness / contrast, blur, affine (zero fill), clamp to [0, 1].
     """
-    cfg = cfg or CNNStudyConfig()
-    if group not in AUGMENTATIONS:
-        raise ValueError(f"unknown augmentation group {group!r}; choose one of {', '.join(AUGMENTATIONS)}")
-    flip = FaceHorizontalFlip(0.5)
-    photometric = v2.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast)
-    blur = v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=cfg.blur_sigma)], p=cfg.blur_p)
-    if group == "A":
-        ops: list[nn.Module] = []
-    elif group == "B":
-        ops = [flip, photometric]
-    elif group == "C":
-        ops = [flip, photometric, blur, v2.RandomAffine(degrees=0, scale=cfg.zoom)]
-    elif group == "D":
-        ops = [flip, photometric, blur,
-               v2.RandomAffine(degrees=cfg.rotation, translate=(cfg.shift, cfg.shift), scale=cfg.zoom)]
-    else:  # baseline
-        ops = [flip, v2.RandomAffine(degrees=0, translate=(cfg.shift, cfg.shift), scale=cfg.zoom)]
-    ops.append(_Clamp01())
-    return v2.Compose(ops)
 
+    def __init__(self, group: str, cfg: CNNStudyConfig | None = None):
+        super().__init__()
+        import kornia.augmentation as K
 
-class _Clamp01(nn.Module):
-    """Keep pixel values in [0, 1] after brightness / contrast changes (the range FrameDataset promises)."""
+        cfg = cfg or CNNStudyConfig()
+        if group not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation group {group!r}; choose one of {', '.join(AUGMENTATIONS)}")
+        self.group = group
+        self.flip_p = 0.0 if group == "A" else 0.5
+        photometric: list[nn.Module] = []
+        if group in ("B", "C", "D"):
+            photometric.append(K.ColorJitter(brightness=cfg.brightness, contrast=cfg.contrast, p=1.0))
+        if group in ("C", "D"):
+            photometric.append(K.RandomGaussianBlur((5, 5), cfg.blur_sigma, p=cfg.blur_p))
+        affine: dict[str, Any] = {
+            "A": {}, "B": {}, "C": {"scale": cfg.zoom},
+            "D": {"degrees": cfg.rotation, "translate": (cfg.shift, cfg.shift), "scale": cfg.zoom},
+            "baseline": {"translate": (cfg.shift, cfg.shift), "scale": cfg.zoom}}[group]
+        self.affine_args = {"degrees": 0.0, **affine} if affine else None  # kornia RandomAffine's arguments
+        self.photometric = K.AugmentationSequential(*photometric) if photometric else None
+        self.affine = (K.AugmentationSequential(K.RandomAffine(**self.affine_args, p=1.0),
+                                                data_keys=["input", "keypoints"]) if affine else None)
 
-    def forward(self, sample: dict) -> dict:
-        from torchvision import tv_tensors
-
-        out = dict(sample)
-        out["image"] = tv_tensors.wrap(sample["image"].clamp(0, 1), like=sample["image"])
+    @torch.no_grad()
+    def forward(self, batch: dict) -> dict:
+        x, lm = batch["image"], batch["landmarks"].to(batch["image"].dtype)  # (B, 1, S, S), (B, 68, 2)
+        if self.flip_p > 0:
+            x, lm = flip_faces(x, lm, torch.rand(x.shape[0], device=x.device) < self.flip_p)
+        if self.photometric is not None:
+            x = self.photometric(x)
+        if self.affine is not None:
+            x, lm = self.affine(x, lm)
+        out = dict(batch)
+        out["image"], out["landmarks"] = x.clamp(0, 1), lm
         return out
+
+
+def augmentation(group: str, cfg: CNNStudyConfig | None = None) -> BatchAugmentation:
+    """The :class:`BatchAugmentation` of ``group`` with the magnitudes of ``cfg``."""
+    return BatchAugmentation(group, cfg)
 
 
 # --------------------------------------------------------------------------------------------- loss
