@@ -115,8 +115,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # baseline run of 300 steps takes ~9 s instead of ~22 s (group D: ~8 s, was ~28 s; fold 1, 2 cores), so
             # the profile now trains 20 x 30 steps in the main process (a loader worker made a run ~1.5x slower);
             # on fold 1 LightCNN-9 then reached AUC 0.82 and the baseline 0.79; over the 3 folds the report took
-            # 19.7 min, LightCNN-9 47.8 / 0.81, the baseline 47.4 / 0.79 (measured 2026-12-02). The
-            # input stays at 32 px: on fold 1 (seed 0, 6 x 30 steps) 48 px took 1.7x as long and moved LightCNN-9
+            # 19.7-20.2 min (3 runs, identical results), LightCNN-9 47.8 / 0.81, the baseline 47.4 / 0.79 (measured
+            # 2026-12-02). The input stays at 32 px: on fold 1 (seed 0, 6 x 30 steps) 48 px took 1.7x as long and moved LightCNN-9
             # from 38.3 / 0.72 to 39.8 / 0.71, the baseline from 42.0 / 0.75 to 47.2 / 0.76 (measured
             # 2026-12-01). 3 folds x 1 seed give every claim 3 paired units (was 2).
             "data": {"preset": "amfed", "n_subjects": 82, "sequences_per_subject": 1, "frames_per_sequence": 24,

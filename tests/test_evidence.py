@@ -205,6 +205,9 @@ def test_write_tables_checks_the_schema(tmp_path):
     assert list(back.columns[:10]) == ["claim", "a", "b", "metric", "paper_diff", "diff", "ci_low", "ci_high",
                                        "n_units", "verdict"]
     assert "holds" in claims_markdown(claims) and "always present 30.0" in scores_markdown(res)
+    assert "= +10.0 F1 points" in claims_markdown(claims)
+    named = claims_markdown(claims.assign(metric="balanced_batch_accuracy"))
+    assert "+10.0 balanced-batch accuracy points" in named and "BALANCED" not in named
     with pytest.raises(ValueError, match="outside"):
         check_results(res.assign(f1=res.f1 * 100))
     with pytest.raises(ValueError, match="always present"):

@@ -85,8 +85,17 @@ def scores_markdown(results: pd.DataFrame, roles: tuple[str, ...] = ("method", "
     return "\n".join(lines)
 
 
+#: How a claim's metric is named in prose (others: the column name in capitals, e.g. F1)
+METRIC_NAMES = {"balanced_batch_accuracy": "balanced-batch accuracy"}
+
+
+def _metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, str(metric).upper())
+
+
 def claims_markdown(claims: pd.DataFrame) -> str:
-    """Verdict counts, then one line per claim: the difference (F1 points) and its interval, and the verdict."""
+    """Verdict counts, then one line per claim: the difference (points of its metric) and its interval, and the
+    verdict."""
     counts = verdict_counts(claims)
     head = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
     lines = [f"{len(claims)} claims: {head}."]
@@ -94,7 +103,7 @@ def claims_markdown(claims: pd.DataFrame) -> str:
         paper = "" if pd.isna(c["paper_diff"]) else f", paper {100 * c['paper_diff']:+.1f}"
         ci = ("no interval" if np.isnan(c["ci_low"]) else
               f"95% interval [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]")
-        lines.append(f"- {c['claim']}: {c['a']} − {c['b']} = {100 * c['diff']:+.1f} {c['metric'].upper()} points "
+        lines.append(f"- {c['claim']}: {c['a']} − {c['b']} = {100 * c['diff']:+.1f} {_metric_name(c['metric'])} points "
                      f"({ci}, {c['n_units']} runs{paper}) → **{c['verdict']}**")
     return "\n".join(lines)
 
