@@ -135,6 +135,7 @@ def test_the_papers_direction_flips_the_verdict():
     ([0.600, 0.610, 0.590, 0.605, 0.600, 0.595], "opposite"),      # +0.05: a difference the claim says is not there
     ([0.500, 0.490, 0.505, 0.495, 0.500, 0.502], "opposite"),      # -0.05: the same, below
     ([0.560, 0.540, 0.575, 0.530, 0.565, 0.545], "not resolved"),  # interval overlaps the band's edge
+    ([0.558, 0.560, 0.559, 0.561, 0.558, 0.560], "not resolved"),  # excludes 0 yet overlaps the edge: not opposite
 ])
 def test_an_equivalence_claim_is_judged_against_its_band_not_against_zero(a, expected):
     b = [0.55] * 6

@@ -70,14 +70,19 @@ class FrameDataset(Dataset):
             img = F.interpolate(img, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         return img  # (n, C, H, W)
 
+    def _landmarks(self, rows: np.ndarray) -> torch.Tensor:
+        """(n, 68, 2) pixel landmarks of ``rows``, scaled to ``size`` like the images."""
+        lm = torch.from_numpy(np.array(self.ds.landmarks[rows], dtype=np.float32))
+        if self.size is not None:
+            h0, w0 = self.ds.meta.image_size
+            lm = lm * torch.tensor([self.size / w0, self.size / h0])
+        return lm
+
     def __getitem__(self, i: int) -> dict:
         row = int(self.rows[i])
         rows = np.array([self.prev[row], row, self.next[row]]) if self.temporal_offset is not None else np.array([row])
         img = self._load(rows)
-        lm = torch.from_numpy(np.array(self.ds.landmarks[row], dtype=np.float32))
-        h0, w0 = self.ds.meta.image_size
-        if self.size is not None:
-            lm = lm * torch.tensor([self.size / w0, self.size / h0])
+        lm = self._landmarks(np.array([row]))[0]
         h, w = img.shape[-2:]
         sample = {"image": tv_tensors.Image(img if self.temporal_offset is not None else img[0]),
                   "landmarks": tv_tensors.KeyPoints(lm, canvas_size=(h, w))}
@@ -101,10 +106,7 @@ class FrameDataset(Dataset):
             return [self[i] for i in indices]
         rows = self.rows[np.asarray(indices, dtype=np.int64)]
         img = self._load(rows)  # (B, C, H, W)
-        lm = torch.from_numpy(np.array(self.ds.landmarks[rows], dtype=np.float32))  # (B, 68, 2)
-        if self.size is not None:
-            h0, w0 = self.ds.meta.image_size
-            lm = lm * torch.tensor([self.size / w0, self.size / h0])
+        lm = self._landmarks(rows)  # (B, 68, 2)
         labels, valid = torch.from_numpy(self.labels[rows]), torch.from_numpy(self.valid[rows])
         emotion = torch.from_numpy(np.asarray(self.emotion[rows], dtype=np.int64))
         return [{"labels": labels[j], "valid": valid[j], "landmarks": lm[j], "emotion": emotion[j],
