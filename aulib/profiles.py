@@ -95,7 +95,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "cpu": {
         "data": {"n_subjects": 41, "sequences_per_subject": 4, "frames_per_sequence": 60, "image_size": 112},
-        # 00_data section 7: every rung on the 3 subject-exclusive folds of each preset (~10 min on 2 cores)
+        # 00_data section 7: every rung on the 3 subject-exclusive folds of each preset (~16 min on 2 cores).
+        # CNN rungs at 8 epochs: on BP4D-like fold 1 the aligned 64-px CNN (positives balanced) reached AUC 0.82 /
+        # F1 59.3 at 8 epochs and 0.87 / 69.8 at 24, which nearly doubles its time (the two 64-px rungs 74 s ->
+        # 132 s a fold) and would take 00 past 30 min with the other rungs (measured 2026-12-06)
         "ladder": {"presets": {"bp4d": {"n_subjects": 41, "sequences_per_subject": 2, "frames_per_sequence": 30},
                                "disfa": {"n_subjects": 27, "sequences_per_subject": 1, "frames_per_sequence": 80},
                                "affectnet": {"n_subjects": 1500}},

@@ -110,3 +110,30 @@ def test_aligned_rungs_see_a_cue_that_moves_with_the_face():
     assert units["pixels, aligned"] == units["pixels"]  # the same test frames
     auc = r.groupby(["variant", "au"]).auc.mean()
     assert auc["pixels, aligned", "AU2"] > 0.9 and auc["pixels", "AU2"] < auc["pixels, aligned", "AU2"] - 0.15
+
+
+def test_cnn_rungs_balance_each_au_like_the_logistic_rungs(monkeypatch):
+    """With ``cnn_balanced`` (the default) a CNN rung weighs each AU's positives by n_neg / n_pos counted on its
+    own training fold; without it the BCE is unweighted."""
+    import aulib.experiments.learnability as learnability
+    from aulib.data.folds import fold_split
+
+    seen = []
+    real = learnability.Supervised
+
+    def recording(cfg, pos_weight=None, **kw):
+        seen.append(None if pos_weight is None else pos_weight.numpy().copy())
+        return real(cfg, pos_weight=pos_weight, **kw)
+
+    monkeypatch.setattr(learnability, "Supervised", recording)
+    ds = cue_dataset()
+    cfg = LadderConfig(cnn_sizes=(16,), cnn_epochs=1, batch_size=32, max_iter=50)
+    ladder(ds, cfg, k=3, folds=[1], device="cpu", progress=False)
+    train_rows, _ = fold_split(ds, 1, k=3)
+    y = ds.frames[["AU1", "AU2", "AU4"]].to_numpy()[train_rows]
+    expected = (y == 0).sum(0) / (y == 1).sum(0)  # hand count: every label of this dataset is known
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], expected, rtol=1e-6)
+    ladder(ds, LadderConfig(**{**cfg.__dict__, "cnn_balanced": False}), k=3, folds=[1], device="cpu",
+           progress=False)
+    assert seen[1] is None

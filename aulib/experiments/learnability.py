@@ -10,7 +10,9 @@ Rungs, weakest first, each scored on the same subject-exclusive test frames:
                     distance), one per AU (``sklearn.linear_model.LogisticRegression``, balanced classes);
 ``pixels``          the same on the grey image down-sampled to ``pixel_size`` and standardised on the training fold;
 ``cnn <s> px``      :class:`aulib.methods.supervised.Supervised` (``cnn_backbone``) trained on the labels at
-                    ``s`` px with masked BCE (:func:`aulib.train.fit`), for each ``s`` of ``cnn_sizes``;
+                    ``s`` px with masked BCE (:func:`aulib.train.fit`), for each ``s`` of ``cnn_sizes``; with
+                    ``cnn_balanced`` each AU's positives weigh n_neg / n_pos of the training fold, as the logistic
+                    rungs balance their classes (without it, a rare AU is never predicted at 0.5: F1 0);
 ``..., aligned``    with ``aligned`` a template name: ``pixels`` and ``cnn <s> px`` (``s`` of ``aligned_sizes``)
                     once more on the same frames cut by that template (:func:`aulib.data.align.align_dataset`,
                     at the frames' own size), as the notebooks that align their faces see them.
@@ -35,6 +37,7 @@ from aulib.data.align import align_dataset
 from aulib.data.dataset import FrameDataset
 from aulib.eval.crossval import Variant, run_folds
 from aulib.eval.protocols import predict
+from aulib.losses.masked_bce import balanced_pos_weight
 from aulib.methods.supervised import Supervised, SupervisedConfig
 from aulib.train import TrainConfig, fit, seed_everything
 
@@ -51,6 +54,8 @@ class LadderConfig:
     C: float = 1.0
     aligned: str | None = None  # template of the aligned rungs (None: none)
     aligned_sizes: tuple[int, ...] = (64,)
+    cnn_balanced: bool = True  # BCE pos_weight n_neg / n_pos per AU of the training fold, as the logistic
+    # rungs' class_weight="balanced" weighs the classes
 
 
 def landmark_features(landmarks: np.ndarray) -> np.ndarray:
@@ -111,7 +116,10 @@ def ladder(ds, cfg: LadderConfig | None = None, k: int = 3, folds=None, seeds=(0
     def cnn(size, frames=ds, rung=None):
         def train_and_predict(train_rows, test_rows, fold, seed):
             seed_everything(seed)
-            model = Supervised(SupervisedConfig(backbone=cfg.cnn_backbone, num_aus=len(ds.aus), in_chans=1))
+            model = Supervised(SupervisedConfig(backbone=cfg.cnn_backbone, num_aus=len(ds.aus), in_chans=1),
+                               pos_weight=balanced_pos_weight(torch.from_numpy(labels[train_rows]),
+                                                              torch.from_numpy(valid[train_rows]))
+                               if cfg.cnn_balanced else None)
             train = DataLoader(FrameDataset(frames, train_rows, size=size, channels=1), batch_size=cfg.batch_size,
                                shuffle=True, drop_last=len(train_rows) > cfg.batch_size)
             test = DataLoader(FrameDataset(frames, test_rows, size=size, channels=1), batch_size=256)

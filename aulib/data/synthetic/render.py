@@ -26,6 +26,18 @@ AU7 bulge 0.18 -> 0.60 and a wider, darker rim, AU9 wings / lines 0.35 / 0.45 ->
 broad boss, AU23 darker lips and a dark rolled border, AU24 bulges 0.22 -> 0.70 and blanched lips); thin cues
 are at least ~1 template pixel wide (``Renderer.w``) and wrinkle periods at least 4 pixels (``Renderer.period``),
 so they survive at 64 px. Landmark motion (``face.py``) is unchanged.
+
+Tried for a version 3 and not adopted (measured 2026-12-06): the AUs the 64-px ladder CNN ranks lowest (AU7,
+AU14, AU15, AU23, AU24) got stronger cues (AU7 a broader, brighter lid bulge 0.60 -> 0.90 and a dark line under
+it; AU14 wider dimples and a vertical crease beside each corner; AU23 vertical purse lines above and below the
+lips; AU24 bulges 0.70 -> 0.90 with shaded edges). On BP4D-like fold 1 (aligned, 64 px, 24 epochs) the CNN's
+mean AUC moved from 0.876 to 0.881 (AU14 0.86 -> 0.89, AU24 0.78 -> 0.81, AU23 0.82 -> 0.78, AU7 0.80 -> 0.81)
+and aligned-pixel logistic regression from AU14 0.70 -> 0.90 but AU24 0.81 -> 0.70: within one fold's noise
+except AU14, not worth regenerating every report. A frame below the occurrence threshold still shows a trace of
+the AU (``labels.py``), as real faces do. Rendering without those traces (labels unchanged; the same fold, 8
+epochs, the ladder's cpu settings) lifted every rung a little: aligned-pixel regression 0.893 -> 0.930, landmarks
+0.871 -> 0.893, the aligned CNN 0.815 -> 0.844, with its rare AUs moving both ways (AU15 0.52 -> 0.84, AU24
+0.77 -> 0.63): the traces cost a few points of AUC everywhere and are kept (measured 2026-12-06).
 """
 
 from __future__ import annotations
