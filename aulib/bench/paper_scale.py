@@ -9,8 +9,8 @@ One row per method: ``step_img_s`` (the method's full training step: its real ba
 bf16 on CUDA; from its own benchmark module ``aulib.bench.<method>``), ``limit_img_s`` (the bare backbone's
 forward+backward doing the same backbone work, measured in the same run), ``step_vs_limit`` (target >= 0.7),
 ``data_img_s`` (the real loader's CPU side: faces drawn on the fly by :mod:`aulib.data.stream` where the
-profile streams, plus the method's augmentation, timed on ``data_samples`` samples in this process and scaled
-to the loader's workers), ``data_wait_share`` (the share of a step the GPU would wait for data with perfect
+profile streams, else read from faces held in memory, plus the method's per-sample augmentation, timed on
+``data_samples`` samples in this process and scaled to the loader's workers), ``data_wait_share`` (the share of a step the GPU would wait for data with perfect
 prefetching: 1 - data/step when the loader is slower; target < 0.05), ``peak_gib`` (CUDA peak allocated, or
 the host's peak RSS on CPU), ``paper_hours`` (the plan's images of the method's main run at the slower of
 step and data). ``--batch`` overrides every batch size (the projection still uses the profile's).
@@ -61,6 +61,14 @@ def _per_sample_seconds(make_item, n: int) -> float:
         torch.set_num_threads(threads)
 
 
+def _faces(preset: str, size: int, channels: int, n: int):
+    """At least ``n`` + 1 generator faces of ``preset`` in memory (the in-memory loaders' source)."""
+    from aulib.data.synthetic import SynthConfig, generate
+
+    return generate(SynthConfig(preset=preset, n_subjects=n + 1, sequences_per_subject=1, frames_per_sequence=1,
+                                image_size=size, channels=channels, workers=1, progress=False))
+
+
 def _workers(value: Any) -> int:
     from aulib.data.loader import auto_workers
 
@@ -81,9 +89,17 @@ def _rrl(args, P, batch, steps, warmup, n_data):
     batched = bool(P.get("batch_augment"))
     # per-sample views in the loader workers, or (batch_augment) plain faces there and the views made on the
     # batch on the training device, timed here as their share of a step
-    s = FaceStream(P["pretrain_data"]["preset"], n=10**6, image_size=m["image_size"], channels=3,
-                   item=_StreamItem(None if batched else TwoViewAugment(image_size=m["image_size"])))
-    sec = _per_sample_seconds(lambda i: s.item(s.face(i)), n_data)
+    per_sample = None if batched else TwoViewAugment(image_size=m["image_size"])
+    if P.get("stream"):
+        s = FaceStream(P["pretrain_data"]["preset"], n=10**6, image_size=m["image_size"], channels=3,
+                       item=_StreamItem(per_sample))
+        sec = _per_sample_seconds(lambda i: s.item(s.face(i)), n_data)
+    else:  # faces drawn once and held in memory (experiments.rrl.pretrain_loader's FrameDataset)
+        from aulib.data.dataset import FrameDataset
+
+        fd = FrameDataset(_faces(P["pretrain_data"]["preset"], m["image_size"], 3, n_data), transform=per_sample,
+                          size=m["image_size"], channels=3)
+        sec = _per_sample_seconds(lambda i: fd[i % len(fd)], n_data)
     extra = {"ot_share_of_step": ot}
     if batched:
         aug = _batched_view_seconds(m["image_size"], batch, torch.device(args.device), steps)
@@ -128,8 +144,16 @@ def _emoco(args, P, batch, steps, warmup, n_data):
     batched = bool(P.get("batch_augment"))
     aug = None if batched else mocov2_augmentation(P["image_size"], P["channels"], blur=P["blur"],
                                                    crop_scale=P["crop_scale"])
-    s = FaceStream("affectnet", n=10**6, image_size=P["image_size"], channels=P["channels"], item=_TwoViewItem(aug))
-    sec = _per_sample_seconds(lambda i: s.item(s.face(i)), n_data)
+    if P.get("stream"):
+        s = FaceStream("affectnet", n=10**6, image_size=P["image_size"], channels=P["channels"],
+                       item=_TwoViewItem(aug))
+        sec = _per_sample_seconds(lambda i: s.item(s.face(i)), n_data)
+    else:  # faces drawn once and held in memory (experiments.emoco.pretrain_loader's TwoViews.from_canonical)
+        from aulib.methods.emoco import TwoViews
+
+        faces = TwoViews.from_canonical(_faces("affectnet", P["image_size"], P["channels"], n_data), transform=aug)
+        data = faces.base if batched else faces
+        sec = _per_sample_seconds(lambda i: data[i % len(data)], n_data)
     extra = {}
     if batched:
         from aulib.data.batch_augment import BatchMoCoViews
