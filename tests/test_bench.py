@@ -40,3 +40,37 @@ def test_paper_scale_times_the_loader_the_profile_uses(monkeypatch):
     assert list(df.index) == ["rrl", "emoco"]
     assert (df.data_s_per_sample > 0).all() and (df.step_img_s > 0).all()
     assert df.loc["emoco", "augment_share_of_step"] > 0  # the smoke profile makes EmoCo's views on the batch
+
+
+def test_paper_scale_runs_each_step_at_the_profiles_own_sizes(monkeypatch):
+    """The step benchmarked is the profile's: RRL's head sizes and map stride, EmoCo's channels and head, the CNN
+    study's own Table I backbone (the cpu profile's were once benchmarked at the paper's)."""
+    import pandas as pd
+
+    from aulib import profiles
+    from aulib.bench import cnn_study, emoco, paper_scale, rrl
+
+    seen = {}
+
+    def fake(name, rows):
+        def run(args):
+            seen[name] = vars(args)
+            return pd.DataFrame(rows)
+        return run
+
+    monkeypatch.setattr(rrl, "run", fake("rrl", {"measure": ["rrl_step", "swin_limit", "ot_relation_loss"],
+                                                 "images_per_s": [1.0, 2.0, None], "share_of_step": [1, .5, .1]}))
+    monkeypatch.setattr(emoco, "run", fake("emoco", {"measure": ["emoco_step", "resnet_limit"],
+                                                     "images_per_s": [1.0, 2.0]}))
+    monkeypatch.setattr(cnn_study, "run", fake("cnn_study", {
+        "benchmark": ["study_train_step", "backbone_forward_backward", "cpu_loader_augD_oversampling"],
+        "images_per_s": [1.0, 2.0, 3.0]}))
+    args = parse_args(["paper_scale", "--profile", "cpu", "--device", "cpu", "--steps", "1",
+                       "--methods", "rrl,emoco,cnn_study", "--data-samples", "1"])
+    paper_scale.run(args)
+    r, e = profiles.get("cpu", "rrl")["method"], profiles.get("cpu", "emoco")
+    assert {k: seen["rrl"][k] for k in ("hidden_dim", "proj_dim", "local_stride", "image_size")} == \
+        {k: r[k] for k in ("hidden_dim", "proj_dim", "local_stride", "image_size")}
+    assert (seen["emoco"]["in_chans"], seen["emoco"]["proj_hidden"], seen["emoco"]["proj_dim"]) == \
+        (e["channels"], e["proj_hidden"], e["proj_dim"])
+    assert seen["cnn_study"]["models"] in profiles.get("cpu", "cnn_study")["table1_models"]

@@ -35,9 +35,10 @@ def _settings(args) -> dict:
     s = dict(device=torch.device(dev), quick=quick,
              backbone="resnet_tiny" if quick else "resnet50",
              batch_size=16 if quick else 256, image_size=64 if quick else 224,
-             queue_size=512 if quick else 65536, proj_hidden=256 if quick else 2048,
+             queue_size=512 if quick else 65536, proj_hidden=256 if quick else 2048, proj_dim=128, in_chans=3,
              steps=3 if quick else 20, warmup=1 if quick else 5)
-    for k in ("backbone", "batch_size", "image_size", "queue_size", "steps", "warmup"):
+    for k in ("backbone", "batch_size", "image_size", "queue_size", "proj_hidden", "proj_dim", "in_chans", "steps",
+              "warmup"):
         if getattr(args, k, None) is not None:
             s[k] = getattr(args, k)
     s["dtype"] = torch.bfloat16 if s["device"].type == "cuda" else torch.float32
@@ -50,12 +51,14 @@ def run(args) -> pd.DataFrame:
     device, B, S, dtype = s["device"], s["batch_size"], s["image_size"], s["dtype"]
     use_fast_cuda_kernels(device)
     torch.manual_seed(0)
-    cfg = EmoCoConfig(backbone=s["backbone"], queue_size=s["queue_size"], proj_hidden=s["proj_hidden"])
+    C = s["in_chans"]
+    cfg = EmoCoConfig(backbone=s["backbone"], in_chans=C, queue_size=s["queue_size"], proj_hidden=s["proj_hidden"],
+                      proj_dim=s["proj_dim"])
     model = EmoCo(cfg).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameter_groups(), lr=0.03 * B / 256, momentum=0.9, weight_decay=1e-4)
     gen = torch.Generator(device=device).manual_seed(0)
-    batch = {"q": torch.rand(B, 3, S, S, device=device, generator=gen).contiguous(memory_format=torch.channels_last),
-             "k": torch.rand(B, 3, S, S, device=device, generator=gen).contiguous(memory_format=torch.channels_last),
+    batch = {"q": torch.rand(B, C, S, S, device=device, generator=gen).contiguous(memory_format=torch.channels_last),
+             "k": torch.rand(B, C, S, S, device=device, generator=gen).contiguous(memory_format=torch.channels_last),
              "emotion": torch.randint(0, cfg.num_classes, (B,), device=device, generator=gen)}
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 

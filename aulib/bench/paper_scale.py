@@ -82,8 +82,9 @@ def _rrl(args, P, batch, steps, warmup, n_data):
     from aulib.methods.rrl import TwoViewAugment
 
     m = P["method"]
-    df = bench.run(_ns(args, backbone=m["backbone"], batch_size=batch, image_size=m["image_size"], steps=steps,
-                       warmup=warmup, ot_iters=m["ot_iters"], n_problems=2 * batch))
+    df = bench.run(_ns(args, backbone=m["backbone"], batch_size=batch, image_size=m["image_size"],
+                       local_stride=m["local_stride"], hidden_dim=m["hidden_dim"], proj_dim=m["proj_dim"],
+                       steps=steps, warmup=warmup, ot_iters=m["ot_iters"], n_problems=2 * batch))
     step, limit = _pick(df, "measure", "rrl_step", "swin_limit")
     ot = float(df.set_index("measure").loc["ot_relation_loss", "share_of_step"])
     batched = bool(P.get("batch_augment"))
@@ -139,7 +140,8 @@ def _emoco(args, P, batch, steps, warmup, n_data):
     from aulib.methods.emoco import mocov2_augmentation
 
     df = bench.run(_ns(args, backbone=P["backbone"], batch_size=batch, image_size=P["image_size"],
-                       queue_size=P["queue_size"], steps=steps, warmup=warmup))
+                       queue_size=P["queue_size"], proj_hidden=P["proj_hidden"], proj_dim=P["proj_dim"],
+                       in_chans=P["channels"], steps=steps, warmup=warmup))
     step, limit = _pick(df, "measure", "emoco_step", "resnet_limit")
     batched = bool(P.get("batch_augment"))
     aug = None if batched else mocov2_augmentation(P["image_size"], P["channels"], blur=P["blur"],
@@ -206,7 +208,9 @@ def _cnn_study(args, P, batch, steps, warmup, n_data):
     from aulib.bench import cnn_study as bench
 
     n_aus = max(1, batch // (P["pos_per_au"] + P["neg_per_au"]))
-    df = bench.run(_ns(args, models="VGG-16", image_size=P["image_size"], n_aus=n_aus, steps=steps, warmup=warmup,
+    # the paper's largest Table I backbone where the profile runs it, else the profile's first (cpu: Baseline)
+    model = "VGG-16" if "VGG-16" in P["table1_models"] else P["table1_models"][0]
+    df = bench.run(_ns(args, models=model, image_size=P["image_size"], n_aus=n_aus, steps=steps, warmup=warmup,
                        loader_batches=1))
     t = df.set_index("benchmark")["images_per_s"]
     step, limit = float(t["study_train_step"]), float(t["backbone_forward_backward"])

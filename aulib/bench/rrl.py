@@ -37,7 +37,8 @@ def _settings(args) -> dict:
              batch_size=16 if quick else 256, image_size=64 if quick else 224,
              local_stride=8 if quick else 16, hidden_dim=256 if quick else 4096, proj_dim=64 if quick else 256,
              n_problems=256, steps=3 if quick else 20, warmup=1 if quick else 5, ot_iters=50)
-    for k in ("backbone", "batch_size", "image_size", "n_problems", "steps", "warmup", "ot_iters"):
+    for k in ("backbone", "batch_size", "image_size", "local_stride", "hidden_dim", "proj_dim", "n_problems", "steps",
+              "warmup", "ot_iters"):
         if getattr(args, k, None) is not None:
             s[k] = getattr(args, k)
     s["dtype"] = torch.bfloat16 if s["device"].type == "cuda" else torch.float32
