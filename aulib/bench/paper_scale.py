@@ -10,10 +10,10 @@ bf16 on CUDA; from its own benchmark module ``aulib.bench.<method>``), ``limit_i
 forward+backward doing the same backbone work, measured in the same run), ``step_vs_limit`` (target >= 0.7),
 ``data_img_s`` (the real loader's CPU side: faces drawn on the fly by :mod:`aulib.data.stream` where the
 profile streams, else read from faces held in memory, plus the method's per-sample augmentation, timed on
-``data_samples`` samples in this process and scaled to the loader's workers), ``data_wait_share`` (the share of a step the GPU would wait for data with perfect
-prefetching: 1 - data/step when the loader is slower; target < 0.05), ``peak_gib`` (CUDA peak allocated, or
-the host's peak RSS on CPU), ``paper_hours`` (the plan's images of the method's main run at the slower of
-step and data). ``--batch`` overrides every batch size (the projection still uses the profile's).
+``data_samples`` samples in this process and scaled to the loader's workers), ``data_wait_share`` (the share
+of a step the GPU would wait for data with perfect prefetching: 1 - data/step when the loader is slower;
+target < 0.05), ``peak_gib`` (CUDA peak allocated, or the host's peak RSS on CPU), ``paper_hours`` (the
+plan's images of the method's main run at the slower of step and data). ``--batch`` overrides every batch size (the projection still uses the profile's).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Rungs, weakest first, each scored on the same subject-exclusive test frames:
 ``cnn <s> px``      :class:`aulib.methods.supervised.Supervised` (``cnn_backbone``) trained on the labels at
                     ``s`` px with masked BCE (:func:`aulib.train.fit`), for each ``s`` of ``cnn_sizes``; with
                     ``cnn_balanced`` each AU's positives weigh n_neg / n_pos of the training fold, as the logistic
-                    rungs balance their classes (without it, a rare AU is never predicted at 0.5: F1 0);
+                    rungs balance their classes (without it a rare AU is seldom predicted at 0.5);
 ``..., aligned``    with ``aligned`` a template name: ``pixels`` and ``cnn <s> px`` (``s`` of ``aligned_sizes``)
                     once more on the same frames cut by that template (:func:`aulib.data.align.align_dataset`,
                     at the frames' own size), as the notebooks that align their faces see them.
