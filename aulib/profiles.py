@@ -194,8 +194,14 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # without augmentation (3 pretrainings each) to the gpu profile; their claims are not judged here.
             # The tiny Swin stays: with the tiny VGG instead (Table 4's other backbone), the same global-only BYOL on
             # BP4D-like fold 1 lifted the probe from its untrained encoder's F1 43.4 / AUC 0.72 to 48.9 / 0.78
-            # (always present 46.9), a larger gain than Swin's (global 54.8 / 0.79 against untrained 53.8 / 0.77
-            # over 3 folds) from a lower start, below Swin's level (measured 2026-12-06, 226 s)
+            # (always present 46.9), a larger gain than Swin's (report of 2026-12-01: global 54.8 / 0.79 against
+            # untrained 53.8 / 0.77 over 3 folds) from a lower start, below Swin's level (measured 2026-12-06, 226 s).
+            # The views stay the paper's (flip, colour, greyscale, blur; no geometric change): with a mild affine
+            # added to both (rotation 10 deg, zoom 0.9-1.1, shift 5 %, landmarks and AU maps following) the pretext
+            # got harder (global term -0.91 instead of -0.99 at the end) and the probe worse on BP4D-like fold 1:
+            # global 53.1 / 0.809 -> 44.7 / 0.744, the full RRL 48.5 / 0.757 -> 28.4 / 0.650, against the untrained
+            # encoder's 54.5 / 0.794 (measured 2026-12-06, 392 s; the report's fold 1 beside it). The report's
+            # feature spectra put every pretrained row's features on fewer directions than the untrained encoder's
             "method": {"backbone": "swin_tiny_test", "backbone_kwargs": {}, "image_size": 64, "local_stride": 8,
                        "hidden_dim": 128, "proj_dim": 32, "batch_size": 32, "base_lr": 0.004, "ot_iters": 50},
             "warmup_epochs": 1, "batch_augment": True,

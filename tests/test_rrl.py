@@ -272,3 +272,31 @@ def test_make_data_cuts_every_set_by_the_profiles_template():
         # the faces are registered: their landmarks sit near the template's, unlike the frames as drawn
         home = resized_template("rrl", a.meta.image_size[0]).template_landmarks()  # (68, 2)
         assert np.abs(a.landmarks - home).mean() < 0.75 * np.abs(r.landmarks - home).mean()
+
+
+def test_feature_spectra_read_the_probed_features_and_name_each_row():
+    import pandas as pd
+
+    from aulib.eval.representation import spectrum_summary
+    from aulib.experiments import rrl as X
+
+    P = X.settings("smoke")
+    P["pretrain_data"] = {**P["pretrain_data"], "n_subjects": 8}
+    data = X.make_data(P)
+    cfg = X.base_config(P)
+    model = RRL(RRLConfig.from_dict({**vars(cfg)}, use_local=False, use_corr=False))
+    torch.manual_seed(3)
+    for p in model.online.encoder.parameters():  # any weights other than the untrained encoder's
+        p.data.add_(0.5 * torch.randn_like(p))
+    results = pd.DataFrame({"variant": ["global", "global", "untrained encoder"], "f1": [0.4, 0.6, 0.3],
+                            "auc": [0.7, 0.9, 0.6]})
+    table, spec = X.feature_spectra({"global": model}, data.bp4d, cfg, seed=0, results=results, n=4)
+    assert list(table.variant) == ["untrained encoder", "global"]
+    feats = X.encoder_features(model.encoder.eval(), data.bp4d, None, cfg.image_size)[0].numpy()
+    assert table.set_index("variant").loc["global", "effective_rank"] == pytest.approx(
+        spectrum_summary(feats)["effective_rank"])
+    assert table.set_index("variant").loc["global", "probe F1"] == pytest.approx(0.5)
+    assert len(spec) == 8 and set(spec.name) == {"untrained encoder", "global"}
+    text = X.spectrum_markdown(table)
+    u = table.set_index("variant").loc["untrained encoder"]
+    assert text.startswith("- `global`: effective rank") and f"(untrained {u.effective_rank:.1f})" in text

@@ -15,7 +15,9 @@ from aulib.viz.plots import (
     save_table,
     scores_vs_baselines,
     set_style,
+    spectrum_plot,
     training_curves,
 )
 
-__all__ = ["au_timeseries", "heatmap", "per_au_bars", "rung_heatmap", "save_figure", "save_table", "scores_vs_baselines", "set_style", "training_curves"]
+__all__ = ["au_timeseries", "heatmap", "per_au_bars", "rung_heatmap", "save_figure", "save_table", "scores_vs_baselines", "set_style", "spectrum_plot",
+           "training_curves"]

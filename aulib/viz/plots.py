@@ -182,6 +182,23 @@ def heatmap(matrix, labels: Sequence[str] | None = None, col_labels: Sequence[st
     return fig
 
 
+def spectrum_plot(spectra: pd.DataFrame, title: str | None = None):
+    """Variance share of each leading direction (log scale) per feature set, from
+    :func:`aulib.eval.representation.spectra` (columns name, k, share)."""
+    _require(spectra, ["name", "k", "share"], "spectrum_plot")
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for name, part in spectra.groupby("name", sort=False):
+        ax.plot(part["k"], part["share"], marker="o", ms=3, label=str(name))
+    ax.set_yscale("log")
+    ax.set_xlabel("direction k (largest first)")
+    ax.set_ylabel("share of the variance")
+    ax.legend(fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def scores_vs_baselines(results: pd.DataFrame, values: Sequence[str] = ("f1", "auc"), dataset: str | None = None,
                         title: str | None = None):
     """Mean over AUs per run, then mean +- std over runs, of every non-baseline variant (bars, coloured by role)

@@ -1,0 +1,50 @@
+"""How many directions a frozen encoder's features use: the singular-value spectrum of the centred features.
+
+A self-supervised encoder can keep every image apart and still squeeze its features into a few directions
+("dimensional collapse", Jing et al. 2022); a linear probe then has little to read. Two summaries of the
+spectrum sigma_1 >= ... >= sigma_D of the centred (N, D) feature matrix:
+
+    effective rank  exp(H(p)),  p_k = sigma_k / sum_j sigma_j,  H the Shannon entropy      (RankMe, Garrido et al.
+                    2023, Eq. 1; D for an isotropic cloud, 1 for a line)
+    top-1 share     sigma_1^2 / sum_j sigma_j^2: the share of the variance on the leading direction
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import entropy
+
+
+def singular_values(features) -> np.ndarray:
+    """(min(N, D),) singular values, largest first, of the (N, D) features after removing their mean."""
+    f = np.asarray(features, dtype=np.float64)
+    if f.ndim != 2 or f.shape[0] < 2:
+        raise ValueError(f"features must be (N, D) with N >= 2; got shape {f.shape}")
+    return np.linalg.svd(f - f.mean(0), compute_uv=False)
+
+
+def spectrum_summary(features) -> dict[str, float]:
+    """``{"dim", "effective_rank", "top1_share", "top5_share"}`` of (N, D) features (see the module)."""
+    s = singular_values(features)
+    var = s**2
+    if var.sum() <= 0:
+        raise ValueError("features are constant: every singular value is 0")
+    return {"dim": int(np.asarray(features).shape[1]),
+            "effective_rank": float(np.exp(entropy(s))),  # RankMe Eq. 1 (scipy normalises s to sum 1)
+            "top1_share": float(var[0] / var.sum()),
+            "top5_share": float(var[:5].sum() / var.sum())}
+
+
+def spectra(features: dict[str, np.ndarray], n: int = 32) -> pd.DataFrame:
+    """Tidy (name, k, share) of the first ``n`` variance shares sigma_k^2 / sum sigma^2 of each named feature
+    matrix, for a plot of the spectra side by side."""
+    rows = []
+    for name, f in features.items():
+        var = singular_values(f) ** 2
+        share = var / var.sum()
+        rows += [{"name": name, "k": k + 1, "share": float(v)} for k, v in enumerate(share[:n])]
+    return pd.DataFrame(rows)
+
+
+__all__ = ["singular_values", "spectra", "spectrum_summary"]
