@@ -345,3 +345,28 @@ def test_make_data_cuts_every_set_by_the_profiles_template():
         assert np.abs(a.landmarks - home).mean() < 0.75 * np.abs(r.landmarks - home).mean()
     np.testing.assert_array_equal(al.pretrain.emotions(), raw.pretrain.emotions())
     assert al.tensors["bp4d"][0].shape[-1] == P["image_size"]
+
+
+def test_feature_spectra_read_what_the_linear_probe_reads():
+    import pandas as pd
+
+    from aulib.eval.representation import spectrum_summary
+    from aulib.experiments import emoco as E
+
+    P = E.settings("smoke")
+    data = E.make_data(P)
+    runs = E.pretrain_runs(P, data.channels)
+    models = {E.NAMES[k]: E.EmoCo(runs[E.NAMES[k]]).eval() for k in E.TABLE_IV_VARIANTS}
+    results = pd.DataFrame({"experiment": ["linear", "linear", "finetune"], "dataset": ["bp4d", "gft", "bp4d"],
+                            "variant": [E.METHOD] * 3, "f1": [0.5, 0.1, 0.9], "auc": [0.8, 0.2, 0.9]})
+    table, spec = E.feature_spectra(models, data, P, seed=3, results=results)
+    assert list(table.variant) == ["untrained encoder", *[E.NAMES[k] for k in E.TABLE_IV_VARIANTS]]
+    x = data.tensors["bp4d"][0]
+    untrained = E._Evaluator(data, models, P, "cpu").untrained(3)  # the encoder the protocols probe
+    with torch.no_grad():
+        f = untrained(x).numpy()
+    row = table.set_index("variant").loc["untrained encoder"]
+    assert row.effective_rank == pytest.approx(spectrum_summary(f)["effective_rank"], rel=1e-5)
+    em = table.set_index("variant").loc[E.METHOD]
+    assert em["probe F1"] == pytest.approx(0.5) and em["probe AUC"] == pytest.approx(0.8)  # linear, bp4d only
+    assert set(spec.name) == set(table.variant)

@@ -297,6 +297,8 @@ def test_feature_spectra_read_the_probed_features_and_name_each_row():
         spectrum_summary(feats)["effective_rank"])
     assert table.set_index("variant").loc["global", "probe F1"] == pytest.approx(0.5)
     assert len(spec) == 8 and set(spec.name) == {"untrained encoder", "global"}
-    text = X.spectrum_markdown(table)
+    from aulib.experiments.report import spectrum_markdown
+
+    text = spectrum_markdown(table)
     u = table.set_index("variant").loc["untrained encoder"]
     assert text.startswith("- `global`: effective rank") and f"(untrained {u.effective_rank:.1f})" in text

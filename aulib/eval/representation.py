@@ -36,6 +36,16 @@ def spectrum_summary(features) -> dict[str, float]:
             "top5_share": float(var[:5].sum() / var.sum())}
 
 
+def spectrum_table(features: dict[str, np.ndarray], results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per named (N, D) feature matrix (column ``variant``): :func:`spectrum_summary`, and with a tidy
+    ``results`` frame the mean ``f1`` / ``auc`` of the rows of that variant (``probe F1``, ``probe AUC``)."""
+    table = pd.DataFrame([{"variant": name, **spectrum_summary(f)} for name, f in features.items()])
+    if results is not None:
+        mean = results[results["variant"].isin(list(features))].groupby("variant")[["f1", "auc"]].mean()
+        table = table.join(mean.rename(columns={"f1": "probe F1", "auc": "probe AUC"}), on="variant")
+    return table
+
+
 def spectra(features: dict[str, np.ndarray], n: int = 32) -> pd.DataFrame:
     """Tidy (name, k, share) of the first ``n`` variance shares sigma_k^2 / sum sigma^2 of each named feature
     matrix, for a plot of the spectra side by side."""
@@ -47,4 +57,4 @@ def spectra(features: dict[str, np.ndarray], n: int = 32) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-__all__ = ["singular_values", "spectra", "spectrum_summary"]
+__all__ = ["singular_values", "spectra", "spectrum_summary", "spectrum_table"]

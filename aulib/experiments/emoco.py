@@ -50,6 +50,7 @@ from aulib.eval.baselines import ALWAYS_PRESENT, SUPERVISED, UNTRAINED
 from aulib.eval.claims import Claim, judge
 from aulib.eval.crossval import Variant, run_folds, scores, tidy
 from aulib.eval.protocols import ProbeConfig, finetune, linear_probe, predict
+from aulib.eval.representation import spectra, spectrum_table
 from aulib.losses.emoco_contrastive import info_nce_from_logits
 from aulib.losses.intra_class_norm import intra_class_normalize
 from aulib.losses.masked_bce import balanced_pos_weight
@@ -711,6 +712,28 @@ def feature_views(models: dict, data: EmoCoData, P: dict, seed: int = 0,
     return fig, pd.DataFrame(rows).round(3)
 
 
+def feature_spectra(models: dict, data: EmoCoData, P: dict, seed: int = 0, results: pd.DataFrame | None = None,
+                    dataset: str = "bp4d", n: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """How many directions the features the linear probe reads use on every frame of the AU set ``dataset``:
+    the untrained backbone of ``seed`` (built as the protocols build it) beside each Table IV row's pretrained
+    encoder. Returns (one row per encoder: effective rank, top-1 / top-5 variance shares and, with ``results``,
+    the linear probe's mean F1 / AUC on ``dataset``; the tidy first-``n`` spectra). See
+    :mod:`aulib.eval.representation`."""
+    seed_everything(seed)
+    encoders = {UNTRAINED: create_backbone(P["backbone"], in_chans=data.channels, num_classes=0),
+                **{NAMES[k]: models[NAMES[k]].encoder for k in TABLE_IV_VARIANTS}}
+    x = data.tensors[dataset][0]  # (N, C, H, W)
+    feats = {}
+    with torch.no_grad():
+        for name, enc in encoders.items():
+            enc.eval()
+            feats[name] = torch.cat([enc(b.float() / 255 if b.dtype == torch.uint8 else b)
+                                     for b in x.split(256)]).numpy()  # (N, D)
+    linear = None if results is None else results[(results["experiment"] == "linear")
+                                                  & (results["dataset"] == dataset)]
+    return spectrum_table(feats, linear), spectra(feats, n)
+
+
 # --- the closing prose, read from the tables ----------------------------------------------------------------
 def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: pd.DataFrame,
                      toy: pd.DataFrame) -> str:
@@ -756,7 +779,7 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: 
 __all__ = [
     "CLAIMS", "DATASETS", "EXPERIMENTS", "EXTRA_VARIANTS", "METHOD", "NAMES", "PAPER_AU_TABLES", "PAPER_TABLE_IV",
     "TABLE_IV_VARIANTS", "EmoCoData", "au_tables", "data_summary", "emotion_examples", "emotion_loss_vs_prior",
-    "evaluate", "evaluation_variants", "feature_views", "fig3_toy", "judge_claims", "lambda_sweep", "make_data",
+    "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy", "judge_claims", "lambda_sweep", "make_data",
     "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep", "pretrain", "pretrain_config", "pretrain_runs",
     "pretrain_summary", "role_of", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "toy_descent",
     "variant_config",

@@ -110,6 +110,18 @@ def claims_markdown(claims: pd.DataFrame) -> str:
 
 
 
+def spectrum_markdown(table: pd.DataFrame, baseline: str = UNTRAINED) -> str:
+    """One line per row of :func:`aulib.eval.representation.spectrum_table` against its ``baseline`` row."""
+    t = table.set_index("variant")
+    if baseline not in t.index:
+        return ""
+    u, short = t.loc[baseline], "untrained" if baseline == UNTRAINED else baseline
+    lines = [f"- `{name}`: effective rank {r.effective_rank:.1f} ({short} {u.effective_rank:.1f}), "
+             f"{100 * r.top1_share:.0f}% of the variance on one direction ({short} {100 * u.top1_share:.0f}%)"
+             for name, r in t.drop(index=baseline).iterrows()]
+    return "\n".join(lines)
+
+
 def reports_summary(report_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per (report, experiment, dataset, method variant) of every ``report_dir/<report>/results.csv``:
     the method's mean F1 and AUC beside ``always present``, the ``untrained encoder`` (self-supervised papers) and

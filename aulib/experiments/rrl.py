@@ -49,6 +49,7 @@ from aulib.eval.baselines import SUPERVISED, UNTRAINED
 from aulib.eval.claims import Claim, judge
 from aulib.eval.crossval import Variant, run_folds, scores, tidy
 from aulib.eval.protocols import ProbeConfig, extract_features, predict, predict_head, train_head
+from aulib.eval.representation import spectra, spectrum_table
 from aulib.methods.rrl import (
     RRL,
     VIEW1,
@@ -708,37 +709,19 @@ def feature_spectra(models: dict[str, RRL], ds, cfg: RRLConfig, seed: int = 0,
     the untrained encoder of ``seed`` beside each pretrained model of ``models``.
 
     Returns (one row per encoder: effective rank, top-1 / top-5 variance shares and, with ``results``, the
-    probe's mean F1 / AUC of that row on ``ds``'s dataset; the tidy first-``n`` spectra for
-    :func:`aulib.viz.spectrum_plot`). See :mod:`aulib.eval.representation`."""
-    from aulib.eval.representation import spectra, spectrum_summary
-
+    probe's mean F1 / AUC of that row; the tidy first-``n`` spectra for :func:`aulib.viz.spectrum_plot`).
+    See :mod:`aulib.eval.representation`."""
     encoders = {UNTRAINED: untrained_encoder(cfg, seed), **{name: m.encoder for name, m in models.items()}}
     feats = {name: encoder_features(enc.eval(), ds, None, cfg.image_size, cfg.in_chans)[0].numpy()
              for name, enc in encoders.items()}
-    table = pd.DataFrame([{"variant": name, **spectrum_summary(f)} for name, f in feats.items()])
-    if results is not None:
-        mean = results[results["variant"].isin(list(feats))].groupby("variant")[["f1", "auc"]].mean()
-        table = table.join(mean.rename(columns={"f1": "probe F1", "auc": "probe AUC"}), on="variant")
-    return table, spectra(feats, n)
-
-
-def spectrum_markdown(table: pd.DataFrame) -> str:
-    """One sentence per pretrained row of :func:`feature_spectra`'s table, against the untrained encoder."""
-    t = table.set_index("variant")
-    if UNTRAINED not in t.index:
-        return ""
-    u = t.loc[UNTRAINED]
-    lines = [f"- `{name}`: effective rank {r.effective_rank:.1f} (untrained {u.effective_rank:.1f}), "
-             f"{100 * r.top1_share:.0f}% of the variance on one direction (untrained {100 * u.top1_share:.0f}%)"
-             for name, r in t.drop(index=UNTRAINED).iterrows()]
-    return "\n".join(lines)
+    return spectrum_table(feats, results), spectra(feats, n)
 
 
 __all__ = ["ABLATIONS", "CLAIMS", "PAPER_ABLATIONS", "PAPER_TABLE1", "PAPER_TABLE2", "Data", "FrozenProbe", "Plans",
            "Run", "SupervisedReference", "ablation_figure", "ablation_tables", "attention_map_figure", "base_config",
            "embedding_figure", "feature_spectra", "judge_claims", "make_data", "per_au_beside_paper", "pretrain", "pretrain_loader",
            "relation_figure", "relation_gap", "relation_matrices", "relation_matrix", "role_of",
-           "run_linear_protocol", "settings", "spectrum_markdown", "summary_markdown", "timings_table", "transport_plans", "untrained_encoder", "variant_config"]
+           "run_linear_protocol", "settings", "summary_markdown", "timings_table", "transport_plans", "untrained_encoder", "variant_config"]
 
 
 # --------------------------------------------------------------------------------------------- prose
