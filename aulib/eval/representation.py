@@ -4,9 +4,12 @@ A self-supervised encoder can keep every image apart and still squeeze its featu
 ("dimensional collapse", Jing et al. 2022); a linear probe then has little to read. Two summaries of the
 spectrum sigma_1 >= ... >= sigma_D of the centred (N, D) feature matrix:
 
-    effective rank  exp(H(p)),  p_k = sigma_k / sum_j sigma_j,  H the Shannon entropy      (RankMe, Garrido et al.
-                    2023, Eq. 1; D for an isotropic cloud, 1 for a line)
+    effective rank  exp(H(p)),  p_k = sigma_k / sum_j sigma_j,  H the Shannon entropy  (RankMe, Garrido et al.
+                    2023; D for an isotropic cloud, 1 for a line)
     top-1 share     sigma_1^2 / sum_j sigma_j^2: the share of the variance on the leading direction
+
+RankMe takes the embeddings as they are; here their mean is removed first, so that an offset every image shares
+(large in a randomly initialised encoder) does not count as a direction.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def spectrum_summary(features) -> dict[str, float]:
     if var.sum() <= 0:
         raise ValueError("features are constant: every singular value is 0")
     return {"dim": int(np.asarray(features).shape[1]),
-            "effective_rank": float(np.exp(entropy(s))),  # RankMe Eq. 1 (scipy normalises s to sum 1)
+            "effective_rank": float(np.exp(entropy(s))),  # RankMe (scipy normalises s to sum 1)
             "top1_share": float(var[0] / var.sum()),
             "top5_share": float(var[:5].sum() / var.sum())}
 
