@@ -279,6 +279,7 @@ def test_feature_spectra_read_the_probed_features_and_name_each_row():
 
     from aulib.eval.representation import spectrum_summary
     from aulib.experiments import rrl as X
+    from aulib.experiments.report import spectrum_markdown
 
     P = X.settings("smoke")
     P["pretrain_data"] = {**P["pretrain_data"], "n_subjects": 8}
@@ -297,8 +298,6 @@ def test_feature_spectra_read_the_probed_features_and_name_each_row():
         spectrum_summary(feats)["effective_rank"])
     assert table.set_index("variant").loc["global", "probe F1"] == pytest.approx(0.5)
     assert len(spec) == 8 and set(spec.name) == {"untrained encoder", "global"}
-    from aulib.experiments.report import spectrum_markdown
-
     text = spectrum_markdown(table)
     u = table.set_index("variant").loc["untrained encoder"]
     assert text.startswith("- `global`: effective rank") and f"(untrained {u.effective_rank:.1f})" in text
