@@ -285,7 +285,7 @@ def test_feature_spectra_read_the_probed_features_and_name_each_row():
     P["pretrain_data"] = {**P["pretrain_data"], "n_subjects": 8}
     data = X.make_data(P)
     cfg = X.base_config(P)
-    model = RRL(RRLConfig.from_dict({**vars(cfg)}, use_local=False, use_corr=False))
+    model = RRL(RRLConfig.from_dict(vars(cfg), use_local=False, use_corr=False))
     torch.manual_seed(3)
     for p in model.online.encoder.parameters():  # any weights other than the untrained encoder's
         p.data.add_(0.5 * torch.randn_like(p))

@@ -13,7 +13,8 @@ profile streams, else read from faces held in memory, plus the method's per-samp
 ``data_samples`` samples in this process and scaled to the loader's workers), ``data_wait_share`` (the share
 of a step the GPU would wait for data with perfect prefetching: 1 - data/step when the loader is slower;
 target < 0.05), ``peak_gib`` (CUDA peak allocated, or the host's peak RSS on CPU), ``paper_hours`` (the
-plan's images of the method's main run at the slower of step and data). ``--batch`` overrides every batch size (the projection still uses the profile's).
+plan's images of the method's main run at the slower of step and data). ``--batch`` overrides every batch size
+(the projection still uses the profile's).
 """
 
 from __future__ import annotations

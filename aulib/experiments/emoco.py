@@ -442,6 +442,12 @@ class _Rows(torch.utils.data.Dataset):
 
 
 # --- evaluation: linear probe and finetuning through run_folds -----------------------------------------------
+def untrained_backbone(P: dict, channels: int, seed: int) -> nn.Module:
+    """The profile's backbone with random weights (seeded by ``seed``), in eval mode: the ``untrained encoder``."""
+    seed_everything(seed)
+    return create_backbone(P["backbone"], in_chans=channels, num_classes=0).eval()
+
+
 class _Evaluator:
     """The two protocols and the supervised reference on one AU set; caches what both experiments share."""
 
@@ -467,9 +473,7 @@ class _Evaluator:
     def untrained(self, seed: int) -> nn.Module:
         """The same backbone with random weights (seeded), shared by both protocols."""
         if seed not in self._untrained:
-            seed_everything(seed)
-            self._untrained[seed] = create_backbone(self.P["backbone"], in_chans=self.data.channels,
-                                                    num_classes=0).eval()
+            self._untrained[seed] = untrained_backbone(self.P, self.data.channels, seed)
         return self._untrained[seed]
 
     def encoder(self, variant: str, seed: int) -> nn.Module:
@@ -715,12 +719,11 @@ def feature_views(models: dict, data: EmoCoData, P: dict, seed: int = 0,
 def feature_spectra(models: dict, data: EmoCoData, P: dict, seed: int = 0, results: pd.DataFrame | None = None,
                     dataset: str = "bp4d", n: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How many directions the features the linear probe reads use on every frame of the AU set ``dataset``:
-    the untrained backbone of ``seed`` (built as the protocols build it) beside each Table IV row's pretrained
-    encoder. Returns (one row per encoder: effective rank, top-1 / top-5 variance shares and, with ``results``,
-    the linear probe's mean F1 / AUC on ``dataset``; the tidy first-``n`` spectra). See
-    :mod:`aulib.eval.representation`."""
-    seed_everything(seed)
-    encoders = {UNTRAINED: create_backbone(P["backbone"], in_chans=data.channels, num_classes=0),
+    the untrained backbone of ``seed`` (:func:`untrained_backbone`, as the protocols build it) beside each
+    Table IV row's pretrained encoder. Returns (one row per encoder: effective rank, top-1 / top-5 variance
+    shares and, with ``results``, the linear probe's mean F1 / AUC on ``dataset``; the tidy first-``n``
+    spectra). See :mod:`aulib.eval.representation`."""
+    encoders = {UNTRAINED: untrained_backbone(P, data.channels, seed),
                 **{NAMES[k]: models[NAMES[k]].encoder for k in TABLE_IV_VARIANTS}}
     x = data.tensors[dataset][0]  # (N, C, H, W)
     feats = {}
@@ -779,8 +782,8 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: 
 __all__ = [
     "CLAIMS", "DATASETS", "EXPERIMENTS", "EXTRA_VARIANTS", "METHOD", "NAMES", "PAPER_AU_TABLES", "PAPER_TABLE_IV",
     "TABLE_IV_VARIANTS", "EmoCoData", "au_tables", "data_summary", "emotion_examples", "emotion_loss_vs_prior",
-    "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy", "judge_claims", "lambda_sweep", "make_data",
-    "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep", "pretrain", "pretrain_config", "pretrain_runs",
+    "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy", "judge_claims", "lambda_sweep",
+    "make_data", "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep", "pretrain", "pretrain_config", "pretrain_runs",
     "pretrain_summary", "role_of", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "toy_descent",
-    "variant_config",
+    "untrained_backbone", "variant_config",
 ]

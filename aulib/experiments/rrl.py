@@ -719,7 +719,8 @@ def feature_spectra(models: dict[str, RRL], ds, cfg: RRLConfig, seed: int = 0,
 
 __all__ = ["ABLATIONS", "CLAIMS", "PAPER_ABLATIONS", "PAPER_TABLE1", "PAPER_TABLE2", "Data", "FrozenProbe", "Plans",
            "Run", "SupervisedReference", "ablation_figure", "ablation_tables", "attention_map_figure", "base_config",
-           "embedding_figure", "feature_spectra", "judge_claims", "make_data", "per_au_beside_paper", "pretrain", "pretrain_loader",
+           "embedding_figure", "feature_spectra", "judge_claims", "make_data", "per_au_beside_paper", "pretrain",
+           "pretrain_loader",
            "relation_figure", "relation_gap", "relation_matrices", "relation_matrix", "role_of",
            "run_linear_protocol", "settings", "summary_markdown", "timings_table", "transport_plans", "untrained_encoder", "variant_config"]
 
