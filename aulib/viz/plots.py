@@ -119,10 +119,12 @@ def per_au_bars(df: pd.DataFrame, value: str = "f1", au: str = "au", hue: str | 
 
 
 def training_curves(history: pd.DataFrame, columns: Sequence[str] | None = None, x: str = "epoch",
-                    hue: str | None = None, axes=None, title: str | None = None):
-    """One panel per column of a :func:`aulib.train.fit` history (default: every loss term and metric)."""
-    _require(history, [x, hue], "training_curves")
-    skip = {x, "step", "time", "lr", hue}
+                    hue: str | Sequence[str] | None = None, axes=None, title: str | None = None):
+    """One panel per column of a :func:`aulib.train.fit` history (default: every loss term and metric); one line
+    per value of ``hue`` (a column, or several: one line per combination, e.g. ``["run", "seed"]``)."""
+    hues = [] if hue is None else [hue] if isinstance(hue, str) else list(hue)
+    _require(history, [x, *hues], "training_curves")
+    skip = {x, "step", "time", "lr", *hues}
     cols = list(columns) if columns else [c for c in history.columns
                                          if c not in skip and pd.api.types.is_numeric_dtype(history[c])]
     _require(history, cols, "training_curves")
@@ -137,9 +139,11 @@ def training_curves(history: pd.DataFrame, columns: Sequence[str] | None = None,
         axes = np.atleast_1d(axes).ravel()
         fig = axes[0].figure
     for ax, c in zip(axes, cols):
-        if hue:
-            for h, part in history.groupby(hue, observed=True):
-                ax.plot(part[x], part[c], marker="o", ms=3, label=str(h))
+        if hues:
+            for h, part in history.groupby(hues if len(hues) > 1 else hues[0], observed=True):
+                label = ", ".join(f"{k} {v}" if k == "seed" else str(v) for k, v in zip(hues, h)) if len(hues) > 1 \
+                    else str(h)
+                ax.plot(part[x], part[c], marker="o", ms=3, label=label)
             ax.legend(fontsize="small")
         else:
             ax.plot(history[x], history[c], marker="o", ms=3)
