@@ -313,7 +313,7 @@ def test_driver_returns_results_with_baselines_and_judge_runs(tmp_path):
     units = claims.set_index("claim")["n_units"]
     assert units["Table IV (linear): EmoCo > one queue"] == 2 * 2  # bp4d x 2 folds x 2 seeds
     assert units["Fig. 4 (linear): N > plain L2 at λ=0.2"] == 2  # seed 0 only
-    by_seed = E.claims_per_seed(results, P)
+    by_seed = E.claims_per_seed(results)
     assert set(by_seed.seed) == {0, 1} and len(by_seed) == 2 * len(E.CLAIMS)
     assert (by_seed.groupby("claim")["n_units"].sum() == units[by_seed.groupby("claim").size().index]).all()
     agree = E.seed_agreement(by_seed, claims)

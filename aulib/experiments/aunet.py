@@ -301,8 +301,6 @@ def landmark_nme(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, de
     at the true points, read back by the same decoder: what decoding alone loses), on the frames as stored
     ("aligned") and after a random rotation/scale/shift ("perturbed")."""
     out = []
-    with torch.no_grad():
-        grid = fan.to(device).eval()(torch.zeros(1, 3, size, size, device=device))[-1].shape[-2:]  # (h, w)
     for setting, perturb in (("aligned", False), ("perturbed", True)):
         models = {"FAN (heatmap argmax)": fan, **({"untrained FAN": untrained} if untrained is not None else {})}
         for name, model in models.items():
@@ -312,6 +310,8 @@ def landmark_nme(fan: FAN, ds: CanonicalDataset, rows: np.ndarray, size: int, de
         out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": "mean shape",
                                  "nme": nme(mean_shape, true)}))
         if sigma is not None:
+            with torch.no_grad():  # the heatmap grid (h, w) of this FAN at this input size
+                grid = fan.to(device).eval()(torch.zeros(1, 3, size, size, device=device))[-1].shape[-2:]
             stride = size / grid[-1]
             targets = landmark_heatmaps(torch.as_tensor(true, dtype=torch.float32), tuple(grid), stride, sigma)
             out.append(pd.DataFrame({"row": rows, "setting": setting, "predictor": "targets decoded",

@@ -8,7 +8,7 @@ The chapter ``notebooks/05_emoco.ipynb`` calls one function per step::
     models, history = pretrain(data, P, seed=0)                    # {(run, seed): EmoCo}: Table IV / Fig. 4
     results, eval_history = evaluate(data, models, P, seed=0)      # run_folds: linear + finetune, baselines
     claims = judge_claims(results, P)                              # the one rule of aulib.eval.claims
-    by_seed = claims_per_seed(results, P)                          # the same claims on each seed's units alone
+    by_seed = claims_per_seed(results)                             # the same claims on each seed's units alone
 
 Protocol (read from the profile's ``emoco`` section): the pretraining variants of Table IV (+ the lambda sweep
 of Fig. 4 on ``sweep_sets``), each scored on every AU set by the linear protocol (``linear_folds``) and the
@@ -163,6 +163,12 @@ CLAIMS: list[Claim] = [
 ]
 
 
+def table_iv_runs(P: dict) -> list[str]:
+    """The names of Table IV's pretraining runs and ``P["extra_variants"]``: the runs every seed of
+    :func:`pretrain_seeds` pretrains (the lambda sweep's other runs use the first seed only)."""
+    return [NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]]
+
+
 def pretrain_seeds(P: dict, seed: int = 0) -> list[int]:
     """The pretraining seeds of Table IV's runs: ``seed`` and the next ``P["table_iv_seeds"] - 1`` (default 1)."""
     return [seed + i for i in range(int(P.get("table_iv_seeds", 1)))]
@@ -182,7 +188,7 @@ def judge_claims(results: pd.DataFrame, P: dict) -> pd.DataFrame:
     return judge(results, [*CLAIMS, *sweep_claims(P)])
 
 
-def claims_per_seed(results: pd.DataFrame, P: dict) -> pd.DataFrame:
+def claims_per_seed(results: pd.DataFrame) -> pd.DataFrame:
     """:data:`CLAIMS` judged by the same rule on the units of each pretraining seed alone (column ``seed``): does
     a verdict survive re-running the pretraining? (The pooled verdict is :func:`judge_claims`'s.)"""
     seeds = sorted(results.loc[results.variant == METHOD, "seed"].unique())
@@ -414,8 +420,7 @@ def pretrain(data: EmoCoData, P: dict, seed: int = 0, device: str = "auto"
     Returns ``{(run, seed): model}`` (CPU, eval mode) and the histories (columns ``run``, ``seed``, ``seconds``)."""
     loader = pretrain_loader(data, P, device)
     runs = pretrain_runs(P, data.channels)
-    repeated = [NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]]
-    jobs = [(name, seed) for name in runs] + [(name, s) for s in pretrain_seeds(P, seed)[1:] for name in repeated]
+    jobs = [(name, seed) for name in runs] + [(name, s) for s in pretrain_seeds(P, seed)[1:] for name in table_iv_runs(P)]
     models, histories = {}, []
     for name, s in tqdm(jobs, desc="pretraining"):
         t = time.time()
@@ -556,7 +561,7 @@ class _Evaluator:
 
 def evaluation_variants(P: dict, dataset: str) -> list[str]:
     """The pretrained variants scored on ``dataset``: Table IV's rows + extras, and the sweep on ``sweep_sets``."""
-    names = [NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]]
+    names = table_iv_runs(P)
     if dataset in P["sweep_sets"]:
         names += [sweep_name(k, lam) for lam in P["sweep_lambdas"] if lam != P["lam"] for k in ("emoco", "l2_norm")]
     return names
@@ -569,7 +574,7 @@ def evaluate(data: EmoCoData, models: dict, P: dict, seed: int = 0, device: str 
     encoder again at every further seed of :func:`pretrain_seeds` (the encoder pretrained, or initialised, with
     that seed). Returns (results, the training histories of the finetuned and supervised models)."""
     ev = _Evaluator(data, models, P, device)
-    repeated = {NAMES[k] for k in [*TABLE_IV_VARIANTS, *P["extra_variants"]]}
+    extra_seeds = pretrain_seeds(P, seed)[1:]
     plan = [("linear", name, P["linear_folds"]) for name in data.au_sets]
     plan += [("finetune", name, P["finetune_folds"]) for name in P["finetune_sets"] if name in data.au_sets]
     tables = []
@@ -580,9 +585,9 @@ def evaluate(data: EmoCoData, models: dict, P: dict, seed: int = 0, device: str 
         tables.append(run_folds(data.au_sets[name], [*variants, untrained,
                                                      Variant(SUPERVISED, ev.supervised_fn(name), "reference")],
                                 k=3, folds=folds, seeds=(seed,), experiment=protocol, dataset=name, progress=False))
-        if len(pretrain_seeds(P, seed)) > 1:
-            tables.append(run_folds(data.au_sets[name], [v for v in variants if v.name in repeated] + [untrained],
-                                    k=3, folds=folds, seeds=pretrain_seeds(P, seed)[1:], experiment=protocol,
+        if extra_seeds:
+            tables.append(run_folds(data.au_sets[name], [v for v in variants if v.name in table_iv_runs(P)]
+                                    + [untrained], k=3, folds=folds, seeds=extra_seeds, experiment=protocol,
                                     dataset=name, progress=False))
     hist = pd.concat(ev.histories, ignore_index=True) if ev.histories else pd.DataFrame()
     return tidy(tables), hist
@@ -812,10 +817,11 @@ def summary_markdown(results: pd.DataFrame, claims: pd.DataFrame, emotion_loss: 
     lines.append("- Holding in this run: " + ("; ".join(held) if held else "none of the paper's comparisons") + ".")
     if by_seed is not None and by_seed["seed"].nunique() > 1:
         agree = seed_agreement(by_seed, claims)
-        cols = [c for c in agree.columns if c.startswith("seed ")]
+        seeds = sorted(by_seed["seed"].unique())
+        cols = [f"seed {s}" for s in seeds]  # seed_agreement's columns
         moved = [f"{r.claim} ({'; '.join(f'{c}: {r[c]}' for c in cols)})" for _, r in agree.iterrows()
                  if not r["seeds agree"]]
-        lines.append(f"- **Pretraining seeds** ({', '.join(c[5:] for c in cols)}): {int(agree['seeds agree'].sum())} "
+        lines.append(f"- **Pretraining seeds** ({', '.join(str(s) for s in seeds)}): {int(agree['seeds agree'].sum())} "
                      f"of {len(agree)} claims get the same verdict from each seed's units alone"
                      + (". Not: " + "; ".join(moved) if moved else "") + ".")
     if len(emotion_loss):
@@ -842,6 +848,6 @@ __all__ = [
     "emotion_loss_vs_prior", "evaluate", "evaluation_variants", "feature_spectra", "feature_views", "fig3_toy",
     "judge_claims", "lambda_sweep", "make_data", "multi_queue_demo", "plot_eval_histories", "plot_lambda_sweep",
     "pretrain", "pretrain_config", "pretrain_runs", "pretrain_seeds", "pretrain_summary", "role_of",
-    "seed_agreement", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "toy_descent",
+    "seed_agreement", "settings", "summary_markdown", "sweep_claims", "sweep_name", "table_iv", "table_iv_runs", "toy_descent",
     "untrained_backbone", "variant_config",
 ]

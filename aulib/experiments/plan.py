@@ -271,7 +271,7 @@ def _rrl(b: _Builder) -> None:
 
 
 def _emoco(b: _Builder) -> None:
-    from aulib.experiments.emoco import TABLE_IV_VARIANTS, pretrain_runs, pretrain_seeds
+    from aulib.experiments.emoco import pretrain_runs, pretrain_seeds, table_iv_runs
 
     P = profiles.get(b.profile, "emoco")
     S, C, B = P["image_size"], P["channels"], P["batch_size"]
@@ -290,7 +290,7 @@ def _emoco(b: _Builder) -> None:
     host = au_gib + pre_gib
     queue_gib = 7 * P["queue_size"] * P["proj_dim"] * 4 / GiB
     # every run once, Table IV's (+ extras) again per further pretraining seed (experiments.emoco.pretrain)
-    runs = len(pretrain_runs(P, C)) + (len(pretrain_seeds(P)) - 1) * (len(TABLE_IV_VARIANTS) + len(P["extra_variants"]))
+    runs = len(pretrain_runs(P, C)) + (len(pretrain_seeds(P)) - 1) * len(table_iv_runs(P))
     meas = MEASURED["emoco"][0] if P["backbone"] == "resnet50" and S == 224 else None
     b.add("05_emoco", f"pretraining: {runs} runs x {P['epochs']} epochs ({'streamed' if stream else 'in memory'})",
           runs * P["epochs"] * (n // B), B, f, 4.0, host, _gpu_gib(p * 1.2, a, B, 1.4, queue_gib),

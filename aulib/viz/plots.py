@@ -141,7 +141,8 @@ def training_curves(history: pd.DataFrame, columns: Sequence[str] | None = None,
     for ax, c in zip(axes, cols):
         if hues:
             for h, part in history.groupby(hues if len(hues) > 1 else hues[0], observed=True):
-                label = ", ".join(f"{k} {v}" if k == "seed" else str(v) for k, v in zip(hues, h)) if len(hues) > 1 \
+                # several columns: the first's value, then "column value" (e.g. "EmoCo, seed 1")
+                label = ", ".join([str(h[0]), *(f"{k} {v}" for k, v in zip(hues[1:], h[1:]))]) if len(hues) > 1 \
                     else str(h)
                 ax.plot(part[x], part[c], marker="o", ms=3, label=label)
             ax.legend(fontsize="small")
