@@ -251,10 +251,10 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "supervised_epochs": 24,
             # One pretraining per variant (seed 0). Table IV's variants pretrained once more with seed 1 on the same
             # data (measured 2026-12-06; the same probes, a 1-epoch reference): both central claims held again
-            # (linear +20.1 F1 points, [+16.2, +24.0]; finetuned +9.2, [+4.7, +15.2]) and "L_cont only" was again
-            # no evidence, but five of Table IV's eight verdicts moved: linear "beats plain L2" not resolved ->
-            # holds (+3.5), "beats L_emo only" opposite -> not resolved, finetuned "beats plain L2" holds ->
-            # opposite (-1.3), "beats L_cont only" holds -> not resolved, "beats L_emo only" not resolved ->
+            # (linear +20.1 F1 points, [+16.2, +24.0]; finetuned +9.2, [+4.7, +15.2], a bootstrap over 3 units, the
+            # rule then) and "L_cont only" was again no evidence, but five of Table IV's eight verdicts moved:
+            # linear "beats plain L2" not resolved -> holds (+3.5), "beats L_emo only" opposite -> not resolved,
+            # finetuned "beats plain L2" holds -> opposite (-1.3), "beats L_cont only" holds -> not resolved, "beats L_emo only" not resolved ->
             # opposite (-4.8). Two pretraining seeds for every run would take 05 past 30 min; so Table IV's five
             # runs (and the untrained encoder) get 2 seeds, their claims' units are (AU set, fold, pretraining seed)
             # and every claim is also judged on each seed alone (`claims_per_seed`); the λ sweep's other four runs

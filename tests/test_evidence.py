@@ -176,15 +176,27 @@ def test_a_baseline_side_is_exempt_from_the_detection_gate_but_the_method_side_i
     assert judge(res, [Claim("c", "A", "untrained encoder")]).verdict.item() == "no evidence"
 
 
-def test_few_units_use_a_bootstrap_and_one_unit_resolves_nothing():
+def test_few_units_use_the_t_interval_and_one_unit_resolves_nothing():
+    # hand-worked: mean 1/30, sd 0.015275, t_{0.975, 2} = 4.302653 -> half-width 0.037947
     lo, hi, how = interval([0.02, 0.05, 0.03])
-    assert how == "bootstrap" and 0.02 - 1e-12 <= lo < hi <= 0.05 + 1e-12
+    assert how == "t"
+    assert lo == pytest.approx(1 / 30 - 0.037947, abs=1e-5) and hi == pytest.approx(1 / 30 + 0.037947, abs=1e-5)
+    assert verdict(lo, hi) == "not resolved"  # three small gains of one sign are not yet evidence
+    lo, hi, how = interval([0.10, 0.11, 0.12])
     assert verdict(lo, hi) == "holds"
-    lo, hi, how = interval([0.02, -0.05, 0.03])
-    assert verdict(lo, hi) == "not resolved"
     assert interval([0.1])[2] == "none" and verdict(*interval([0.1])[:2]) == "not resolved"
     res = results_from({"A": [0.6], "B": [0.5], "always present": [0.3]})
     assert judge(res, [Claim("c", "A", "B")]).verdict.item() == "not resolved"
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 6])
+def test_intervals_keep_their_level(n):
+    """Where a and b do not differ, a 95 % interval excludes 0 about 5 % of the time, whatever the number of
+    units (the percentile bootstrap this rule once used on 2-4 units did so 25 % of the time on 3)."""
+    rng = np.random.default_rng(0)
+    draws = 2000
+    wrong = sum(verdict(*interval(rng.normal(0.0, 0.02, n))[:2]) != "not resolved" for _ in range(draws))
+    assert wrong / draws == pytest.approx(0.05, abs=0.015)
 
 
 def test_claims_pair_units_and_name_missing_variants():
