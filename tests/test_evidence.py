@@ -221,6 +221,9 @@ def test_write_tables_checks_the_schema(tmp_path):
     assert "= +10.0 F1 points" in claims_markdown(claims)
     named = claims_markdown(claims.assign(metric="balanced_batch_accuracy"))
     assert "+10.0 balanced-batch accuracy points" in named and "BALANCED" not in named
+    rate = claims_markdown(claims.assign(metric="switches_per_100_frames"))  # a count per 100 frames, not in [0, 1]
+    assert "= +0.1 switches per 100 frames (95% interval" in rate
+    assert "+10.0 dependency-F1 points" in claims_markdown(claims.assign(metric="dependency_f1"))
     with pytest.raises(ValueError, match="outside"):
         check_results(res.assign(f1=res.f1 * 100))
     with pytest.raises(ValueError, match="always present"):

@@ -86,11 +86,17 @@ def scores_markdown(results: pd.DataFrame, roles: tuple[str, ...] = ("method", "
 
 
 #: How a claim's metric is named in prose (others: the column name in capitals, e.g. F1)
-METRIC_NAMES = {"balanced_batch_accuracy": "balanced-batch accuracy"}
+#: how a claim's metric is written: (unit, scale). Metrics in [0, 1] read in points (hundredths); a rate that is
+#: already a count (AUNet's switches per 100 frames) reads as it is. Any other metric: its name, in points.
+METRIC_UNITS = {"f1": ("F1 points", 100.0), "auc": ("AUC points", 100.0),
+                "balanced_batch_accuracy": ("balanced-batch accuracy points", 100.0),
+                "accuracy": ("accuracy points", 100.0), "dependency_f1": ("dependency-F1 points", 100.0),
+                "adjacency_l2": ("adjacency-L2 points", 100.0),
+                "switches_per_100_frames": ("switches per 100 frames", 1.0)}
 
 
-def _metric_name(metric: str) -> str:
-    return METRIC_NAMES.get(metric, str(metric).upper())
+def _metric_unit(metric: str) -> tuple[str, float]:
+    return METRIC_UNITS.get(metric, (f"{metric} points", 100.0))
 
 
 def claims_markdown(claims: pd.DataFrame) -> str:
@@ -100,10 +106,11 @@ def claims_markdown(claims: pd.DataFrame) -> str:
     head = ", ".join(f"{counts[v]} {v}" for v in VERDICTS)
     lines = [f"{len(claims)} claims: {head}."]
     for _, c in claims.iterrows():
-        paper = "" if pd.isna(c["paper_diff"]) else f", paper {100 * c['paper_diff']:+.1f}"
+        unit, k = _metric_unit(c["metric"])
+        paper = "" if pd.isna(c["paper_diff"]) else f", paper {k * c['paper_diff']:+.1f}"
         ci = ("no interval" if np.isnan(c["ci_low"]) else
-              f"95% interval [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}]")
-        lines.append(f"- {c['claim']}: {c['a']} − {c['b']} = {100 * c['diff']:+.1f} {_metric_name(c['metric'])} points "
+              f"95% interval [{k * c['ci_low']:+.1f}, {k * c['ci_high']:+.1f}]")
+        lines.append(f"- {c['claim']}: {c['a']} − {c['b']} = {k * c['diff']:+.1f} {unit} "
                      f"({ci}, {c['n_units']} runs{paper}) → **{c['verdict']}**")
     return "\n".join(lines)
 
