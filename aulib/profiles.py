@@ -157,6 +157,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # reached 0.87 and TRA-Net 0.87 (0.68 and 0.81 before; ~60 s a run); over the 3 folds the report then
             # took 22.6 min (all notebooks over 2 h), TRA-Net 45.4 F1 / AUC 0.88 and the reference 46.1 / 0.84.
             # Now up to 14 x 30: 12.8 min, 45.8 / 0.88 and 47.5 / 0.86 (2 cores, measured 2026-12-01)
+            # The SENet reference stays below the issue's AUC 0.90 under a steadier recipe as well: every
+            # validation frame instead of 300, all 14 epochs (best restored) and a cosine lr moved it from 46.4 /
+            # 0.855 to 45.5 / 0.844 over the 3 folds (TRA-Net 47.8 / 0.874 -> 52.3 / 0.919). Not adopted: the
+            # recipe was tried for the reference, and taking it for the method's gain would tune one row against
+            # another (measured 2026-12-07, 210 s and 262 s for the two rows)
             "folds": [1, 2, 3], "seeds": [0],
         },
         "aunet": {  # notebooks/03_aunet: 64 px, FAN width 32 (~0.2M params), narrow heads, 3 BP4D folds
@@ -202,7 +207,12 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # got harder (global term -0.91 instead of -0.99 at the end) and the probe worse on BP4D-like fold 1:
             # global 53.1 / 0.809 -> 44.7 / 0.744, the full RRL 48.5 / 0.757 -> 28.4 / 0.650, against the untrained
             # encoder's 54.5 / 0.794 (measured 2026-12-06, 392 s; the report's fold 1 beside it). The report's
-            # feature spectra put every pretrained row's features on fewer directions than the untrained encoder's
+            # feature spectra put every pretrained row's features on fewer directions than the untrained encoder's.
+            # More distinct faces for the same 36,000 views did not help either: 12,000 EmotioNet-like faces x 3
+            # epochs gave on BP4D-like fold 1 global 53.6 / 0.796 and the full RRL 49.2 / 0.744, against 3,000 x
+            # 12's 53.1 / 0.809 and 48.5 / 0.757 (untrained 54.5 / 0.794; measured 2026-12-07, 388 s). Twice the lr
+            # (base_lr 0.008) lifted global to 57.7 / 0.818 and left the full RRL at 45.7 / 0.750 on that fold; not
+            # adopted, since it helps the row without the paper's terms and not the method (2026-12-07, 400 s)
             "method": {"backbone": "swin_tiny_test", "backbone_kwargs": {}, "image_size": 64, "local_stride": 8,
                        "hidden_dim": 128, "proj_dim": 32, "batch_size": 32, "base_lr": 0.004, "ot_iters": 50},
             "warmup_epochs": 1, "batch_augment": True,
