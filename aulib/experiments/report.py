@@ -85,8 +85,7 @@ def scores_markdown(results: pd.DataFrame, roles: tuple[str, ...] = ("method", "
     return "\n".join(lines)
 
 
-#: How a claim's metric is named in prose (others: the column name in capitals, e.g. F1)
-#: how a claim's metric is written: (unit, scale). Metrics in [0, 1] read in points (hundredths); a rate that is
+#: How a claim's metric is written: (unit, scale). Metrics in [0, 1] read in points (hundredths); a rate that is
 #: already a count (AUNet's switches per 100 frames) reads as it is. Any other metric: its name, in points.
 METRIC_UNITS = {"f1": ("F1 points", 100.0), "auc": ("AUC points", 100.0),
                 "balanced_batch_accuracy": ("balanced-batch accuracy points", 100.0),
