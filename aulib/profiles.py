@@ -188,7 +188,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # FAN learns landmarks on 2,400 separately drawn faces (was 800): its heatmap loss was still falling
             # after 10 epochs and it fitted its own training faces only to NME 0.056. On 200 BP4D-like frames (the
             # report's check rows; mean layout 0.033 aligned / 0.132 perturbed) 800 x 10 epochs gave 0.059 / 0.049,
-            # 800 x 30 0.039 / 0.038, 2,400 x 10 0.038 / 0.037 (154 s against 49 s; measured 2026-12-07)
+            # 800 x 30 0.039 / 0.038, 2,400 x 10 0.038 / 0.037 (154 s against 49 s; measured 2026-12-07). 2,400 x 30
+            # gave 0.029 / 0.029, below the mean layout on aligned frames too, but took 505 s (on a machine ~1.3x
+            # slower that day): the report ~5 min longer and all the notebooks over 2 h; not adopted (2026-12-07)
             "fan_data": {"n_subjects": 2400, "sequences_per_subject": 1, "frames_per_sequence": 1, "image_size": 112},
             "align": "aunet",
             # the ResNet18 reference on all 3 folds (was fold 1: Table III's claim had 1 unit; ~2.5 min a fold)
