@@ -128,9 +128,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # 0.871 (984), LightCNN-9 from 52.9 / 0.840 to 55.9 / 0.878, 61.7 / 0.893 and 60.6 / 0.890; with 492
             # on folds 2-3 the baseline 54.0 / 0.863 and 54.7 / 0.866 (table 1 alone, ~95 s a fold either way;
             # measured 2026-12-07). Past ~500 subjects the 600 steps, not the faces, bound it. Twice the steps (40 x
-            # 30) on fold 1: the baseline 60.3 / 0.895, LightCNN-9 66.0 / 0.911, but table 1 took 189 s instead of
-            # ~95 s, so the report would take ~26 min and all the notebooks over 2 h; not adopted (measured
-            # 2026-12-07, a later session)
+            # 30) on fold 1: the baseline 60.3 / 0.895, LightCNN-9 66.0 / 0.911; table 1 took 189 s (on a machine
+            # ~1.3x slower than the day's earlier ~95 s runs), so the report would be several minutes longer and all
+            # the notebooks over 2 h; not adopted (measured 2026-12-07, a later session)
             "data": {"preset": "amfed", "n_subjects": 492, "sequences_per_subject": 1, "frames_per_sequence": 24,
                      "image_size": 96},
             "image_size": 32, "pos_per_au": 2, "neg_per_au": 2, "epochs": 20, "steps_per_epoch": 30,
@@ -259,7 +259,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "disfa_data": {"n_subjects": 27, "sequences_per_subject": 4, "frames_per_sequence": 60},
             # Twice the pretraining (24 epochs) on BP4D-like fold 1: global 58.9 / 0.850 -> 60.4 / 0.857, the full
             # RRL 58.2 / 0.827 -> 61.6 / 0.831, the untrained encoder 65.7 / 0.857: the gap narrows and stays (716 s
-            # instead of 302 s; the report would take over 30 min; measured 2026-12-07, a later session)
+            # on a machine ~1.3x slower than the 302 s run of 12 epochs; twice the six pretrainings would take the
+            # report over 30 min; measured 2026-12-07, a later session)
             "epochs": 12, "seeds": [0], "folds": [1, 2, 3], "disfa_seeds": [0], "disfa_folds": [1],
             "variants": ["global", "global+local", "global+local+corr"],
             "probe": {"epochs": 100, "lr": 0.001, "pos_weight": None}, "embed_rows": 150, "plan_images": 3,
