@@ -142,3 +142,28 @@ def test_emoco_pretrains_with_batched_views():
     assert set(b) == {"q", "k", "emotion"} and b["q"].shape[-1] == data.image_size
     models, hist = emoco.pretrain(data, {**P, "epochs": 1}, device="cpu")
     assert len(models) and np.isfinite(hist["loss"]).all()
+
+
+def test_flip_crop_is_the_plain_flip_at_full_scale_and_identity_without_flip():
+    from aulib.data.batch_augment import BatchFlipCrop
+
+    x = torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(6)
+    fx, fy = BatchFlipCrop(16, crop_scale=(1.0, 1.0), flip=1.0)((x, y))
+    assert torch.allclose(fx, x.flip(-1), atol=1e-6) and torch.equal(fy, y)  # the labels pass through
+    out = BatchFlipCrop(16, crop_scale=(1.0, 1.0), flip=0.0)({"image": x, "labels": y})
+    assert torch.allclose(out["image"], x, atol=1e-6) and out["labels"] is y
+
+
+def test_flip_crop_draws_per_sample_and_zooms_into_the_asked_area():
+    from aulib.data.batch_augment import BatchFlipCrop
+
+    torch.manual_seed(0)
+    ramp = torch.linspace(0, 1, 32).expand(64, 1, 32, 32).clone()  # x-coordinate in [0, 1]
+    out, = BatchFlipCrop(32, crop_scale=(0.25, 0.25), flip=0.0)([ramp])
+    span = out.amax((1, 2, 3)) - out.amin((1, 2, 3))
+    assert torch.allclose(span, torch.full_like(span, 0.5), atol=0.05)  # half the side of a quarter of the area
+    assert out.amin((1, 2, 3)).std() > 0.05  # every face its own crop, not one for the whole batch
+    flipped, = BatchFlipCrop(32, crop_scale=(1.0, 1.0), flip=0.5)([ramp])
+    share = (flipped[:, 0, 0, 0] > 0.5).float().mean()  # a flipped ramp starts at 1
+    assert 0.25 < share < 0.75

@@ -398,3 +398,23 @@ def test_feature_spectra_read_what_the_linear_probe_reads():
     # linear, bp4d, the seed of the encoders only
     assert em["probe F1"] == pytest.approx(0.5) and em["probe AUC"] == pytest.approx(0.8)
     assert set(spec.name) == set(table.variant)
+
+
+@pytest.mark.parametrize("crop", [[0.8, 1.0], None])
+def test_supervised_reference_trains_on_flipped_cropped_batches_only_when_asked(monkeypatch, crop):
+    import aulib.data.batch_augment as BA
+
+    E, P = _tiny_protocol()
+    P.update(supervised_crop_scale=crop, supervised_epochs=2, finetune_batch=8)
+    data = E.make_data(P, None, seed=0)
+    seen, forward = [], BA.BatchFlipCrop.forward
+
+    def spy(self, batch):
+        seen.append(len(batch[0]))
+        return forward(self, batch)
+
+    monkeypatch.setattr(BA.BatchFlipCrop, "forward", spy)
+    n = len(data.tensors["bp4d"][0])
+    probs = E._Evaluator(data, {}, P, "cpu").supervised_fn("bp4d")(np.arange(16), np.arange(16, n), 1, 0)
+    assert probs.shape == (n - 16, data.tensors["bp4d"][1].shape[1])
+    assert seen == ([8, 8] * 2 if crop else [])  # the 16 training frames, every epoch; never the test frames

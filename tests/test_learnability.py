@@ -42,6 +42,25 @@ def test_logistic_per_au_skips_unknown_labels_and_single_class_aus():
     assert (p[:, 1] == 1.0).all()  # one class in training: its rate
 
 
+def test_logistic_per_au_fits_with_one_blas_thread(monkeypatch):
+    """Two BLAS threads made the pixel rung's fits ~10x slower on 2 cores (see logistic_per_au)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen, fit = [], LogisticRegression.fit
+
+    def spy(self, *a, **k):
+        seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(LogisticRegression, "fit", spy)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)), rng.integers(0, 2, size=(40, 2))
+    with threadpool_limits(limits=2, user_api="blas"):  # as in a notebook on 2 cores (the tests run with 1)
+        logistic_per_au(x, y, np.ones_like(y, dtype=bool), x[:5])
+    assert seen and set(seen) == {1}
+
+
 def test_each_rung_sees_its_own_cue():
     ds = cue_dataset()
     r = ladder(ds, LadderConfig(cnn_sizes=(16,), cnn_epochs=2, batch_size=32), k=3, device="cpu", progress=False)

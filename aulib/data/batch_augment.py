@@ -148,3 +148,28 @@ class BatchMoCoViews(nn.Module):
     def forward(self, batch: dict) -> dict:
         x = batch["image"]  # (B, C, H, W)
         return {"q": self.view(x).clamp_(0, 1), "k": self.view(x).clamp_(0, 1), "emotion": batch["emotion"]}
+
+
+class BatchFlipCrop(nn.Module):
+    """A supervised model's training views, on the batch: every image flipped left-right with probability
+    ``flip`` and cut by a square random resized crop of ``crop_scale`` of its area, back to its own size
+    (Kornia, per-sample draws). Labels pass through unchanged (AUs are coded on both sides of the face).
+
+    Takes what a loader yields, a dict with ``image`` (B, C, H, W) or a tuple / list whose first item is that
+    image, and returns the same structure."""
+
+    def __init__(self, size: int, crop_scale: tuple[float, float] = (0.8, 1.0), flip: float = 0.5):
+        super().__init__()
+        import kornia.augmentation as K
+
+        self.view = K.AugmentationSequential(K.RandomHorizontalFlip(p=flip),
+                                             K.RandomResizedCrop((size, size), scale=tuple(crop_scale),
+                                                                 ratio=(1.0, 1.0)))
+
+    @torch.no_grad()
+    def forward(self, batch):
+        if isinstance(batch, dict):
+            return {**batch, "image": self.view(batch["image"])}  # (B, C, H, W)
+        x, *rest = batch
+        return type(batch)([self.view(x), *rest])
+

@@ -16,7 +16,8 @@ finetune protocol (``finetune_sets`` x ``finetune_folds``), subject-exclusive 3-
 (:func:`aulib.data.folds.fold_split`). Beside them, on the same (dataset, fold, seed) test frames:
 ``always present`` and ``prior`` (added by :func:`aulib.eval.crossval.run_folds`), the ``untrained encoder``
 (the same backbone with random weights through the same probe / finetune; role ``baseline``) and the
-``supervised`` reference (the same backbone trained on the training fold's AU labels with masked BCE,
+``supervised`` reference (the same backbone trained on the training fold's AU labels with masked BCE, on
+flipped and randomly cropped batches when ``supervised_crop_scale`` is set (:class:`BatchFlipCrop`),
 :class:`aulib.methods.supervised.Supervised` via :func:`aulib.train.fit`; role ``reference``; trained once per
 (dataset, fold, seed) and scored in both experiments).
 
@@ -46,7 +47,7 @@ from torch.utils.data import DataLoader, TensorDataset, default_collate
 
 from aulib import profiles
 from aulib.data.align import aligned
-from aulib.data.batch_augment import BatchMoCoViews, OnDevice
+from aulib.data.batch_augment import BatchFlipCrop, BatchMoCoViews, OnDevice
 from aulib.data.dataset import FrameDataset
 from aulib.data.loader import make_loader
 from aulib.data.schema import EMOTIONS, open_dataset
@@ -543,12 +544,16 @@ class _Evaluator:
         return fn
 
     def supervised_fn(self, name: str):
-        """The backbone trained on the training fold's AU labels (masked BCE, balanced positive weights)."""
+        """The backbone trained on the training fold's AU labels (masked BCE, balanced positive weights), with
+        ``supervised_crop_scale`` set on flipped and randomly cropped training batches (:class:`BatchFlipCrop`)."""
         def fn(train_rows, test_rows, fold, seed):
             key = (name, fold, seed)
             if key not in self._supervised:
                 tr, te, ytr, vtr = self.loaders(name, train_rows, test_rows, seed)
                 seed_everything(seed)
+                if self.P.get("supervised_crop_scale"):  # flip + resized crop on the training batches
+                    tr = OnDevice(tr, BatchFlipCrop(self.data.image_size, tuple(self.P["supervised_crop_scale"])),
+                                  resolve_device(self.device))
                 model = Supervised(SupervisedConfig(backbone=self.P["backbone"], num_aus=ytr.shape[1],
                                                     in_chans=self.data.channels), pos_weight=balanced_pos_weight(ytr, vtr))
                 h = fit(model, tr, TrainConfig(epochs=self.P["supervised_epochs"], optimizer="adam",
