@@ -74,3 +74,23 @@ def test_paper_scale_runs_each_step_at_the_profiles_own_sizes(monkeypatch):
     assert (seen["emoco"]["in_chans"], seen["emoco"]["proj_hidden"], seen["emoco"]["proj_dim"]) == \
         (e["channels"], e["proj_hidden"], e["proj_dim"])
     assert seen["cnn_study"]["models"] in profiles.get("cpu", "cnn_study")["table1_models"]
+
+
+def test_ladder_bench_runs_one_thread_beside_several_on_the_same_fits(monkeypatch):
+    """Both runs fit the same problem; the one-thread run is the reference of the ratio (speed is not asserted)."""
+    from threadpoolctl import threadpool_info
+
+    import aulib.experiments.learnability as L
+    from aulib.bench import ladder
+
+    seen, fit = [], L.LogisticRegression.fit
+
+    def spy(self, *a, **k):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"))
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(L.LogisticRegression, "fit", spy)
+    df = ladder.run(parse_args(["ladder", "--quick", "--frames", "164", "--pixel_size", "8", "--threads", "2"]))
+    assert list(df.blas_threads) == [1, 2] and df.ratio.iloc[0] == 1.0
+    assert df.max_abs_diff.iloc[1] < 1e-4 and (df.aus == df.aus.iloc[0]).all()
+    assert set(seen[: len(seen) // 2]) == {1} and set(seen[len(seen) // 2:]) == {2}

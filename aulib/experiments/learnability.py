@@ -77,17 +77,18 @@ def pixel_features(ds, rows: np.ndarray, size: int) -> np.ndarray:
 
 
 def logistic_per_au(x_train: np.ndarray, y_train: np.ndarray, v_train: np.ndarray, x_test: np.ndarray,
-                    C: float = 1.0, max_iter: int = 2000) -> np.ndarray:
+                    C: float = 1.0, max_iter: int = 2000, blas_threads: int | None = 1) -> np.ndarray:
     """(N_test, K) probabilities of one balanced logistic regression per AU on the known training labels; an AU
     with a single class in training scores its training rate.
 
-    The fits run with one BLAS thread: lbfgs on a (2,000 x 1,024) problem makes many small matrix products, and
-    with two OpenBLAS threads (numpy's and scipy's pools both loaded) the 12 fits on 1,640 BP4D-like frames took 19.4 s
-    instead of 1.8 s on 2 cores (the same probabilities to 1e-6; measured 2026-12-07)."""
+    The fits run with ``blas_threads`` BLAS threads (None: as the process has them): lbfgs on a (2,000 x 1,024)
+    problem makes many small matrix products, and with two OpenBLAS threads (numpy's and scipy's pools both loaded)
+    the 12 fits on 1,640 BP4D-like frames took 19.4 s instead of 1.8 s on 2 cores (the same probabilities to 1e-6;
+    measured 2026-12-07; ``python -m aulib.bench ladder`` times both)."""
     scaler = StandardScaler().fit(x_train)
     xt, xs = scaler.transform(x_train), scaler.transform(x_test)
     out = np.empty((len(x_test), y_train.shape[1]))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
         for k in range(y_train.shape[1]):
             keep = v_train[:, k]
             yk = y_train[keep, k]
