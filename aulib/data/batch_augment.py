@@ -172,4 +172,3 @@ class BatchFlipCrop(nn.Module):
             return {**batch, "image": self.view(batch["image"])}  # (B, C, H, W)
         x, *rest = batch
         return type(batch)([self.view(x), *rest])
-
