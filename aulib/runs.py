@@ -95,8 +95,10 @@ class RunConfig:
     # rrl / emoco: the pretraining (``epochs`` above are its epochs) and the linear probe after it
     pretrain_data: str | None = None  # synth:PRESET, a canonical folder, or "self" (the fit frames, labels unread)
     pretrain_subjects: int = 2000  # faces of a synth: pretraining set (one per subject)
-    probe_epochs: int = 100
+    probe_epochs: int = 100  # probe_optimizer "lbfgs": the cap on its iterations
     probe_lr: float = 1e-3
+    probe_optimizer: str = "adam"  # adam | lbfgs (full batch, to convergence: aulib.eval.protocols.ProbeConfig)
+    probe_weight_decay: float = 0.0
     crop_scale: tuple[float, float] = (0.2, 1.0)  # emoco: MoCo v2's random resized crop
     blur: bool = True  # emoco: MoCo v2's Gaussian blur
 
@@ -127,7 +129,9 @@ def notebook_defaults(method: str, profile: str) -> tuple[dict[str, Any], dict[s
         m = {k: v for k, v in P["method"].items() if k != "image_size"}
         run = {"image_size": P["method"]["image_size"], "channels": 3, "epochs": P["epochs"],
                "warmup_epochs": P.get("warmup_epochs", 0.0), "pretrain_subjects": P["pretrain_data"]["n_subjects"],
-               "probe_epochs": P["probe"]["epochs"], "probe_lr": P["probe"]["lr"]}
+               "probe_epochs": P["probe"]["epochs"], "probe_lr": P["probe"]["lr"],
+               "probe_optimizer": P["probe"].get("optimizer", "adam"),
+               "probe_weight_decay": P["probe"].get("weight_decay", 0.0)}
         return m, run
     if method == "emoco":
         P = profiles.get(profile, "emoco")
@@ -668,6 +672,8 @@ def _pretrain_and_probe(method: str, cfg, run: RunConfig, ds, fit_rows, out: Pat
         net, DataLoader(FrameDataset(ds, fit_rows), batch_size=128), run.device,
         feature_fn=lambda m, x: m.features(x), progress=False)
     head = train_head(feats, labels, valid, ProbeConfig(head=head_kind, epochs=run.probe_epochs, lr=run.probe_lr,
+                                                        optimizer=run.probe_optimizer,
+                                                        weight_decay=run.probe_weight_decay,
                                                         seed=run.seed, device=run.device, progress=False))
     model = ProbedEncoder(net, head.cpu()).eval()
     info = {"kind": head_kind, "in_dim": int(feats.shape[1]), "out_dim": int(labels.shape[1]),

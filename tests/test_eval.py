@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -157,6 +158,85 @@ def test_linear_probe_frozen_encoder(head):
         assert isinstance(res.model[0], nn.BatchNorm1d) and res.model[1].bias is None
     t = res.table(aus=[1, 2, 4], fold=1)
     assert t["f1"].mean() == pytest.approx(mean_f1(res.labels, res.probs, res.valid))
+
+
+def _noisy_logistic(n=400, d=5, k=2, seed=0):
+    """Features with correlated columns and labels drawn from a logistic model: not separable, so the unpenalised
+    maximum-likelihood fit exists and is unique."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, d, generator=g)
+    x = z @ (torch.eye(d) + 0.8 * torch.randn(d, d, generator=g)) + 3.0  # ill-conditioned, off-centre
+    w = torch.randn(d, k, generator=g)
+    y = (torch.rand(n, k, generator=g) < torch.sigmoid(z @ w - 0.7)).float()
+    return x, y
+
+
+def _bce_sklearn_fit(x, y, **kw):
+    """Mean BCE over (N, K) of sklearn's per-AU logistic regressions on x (the independent reference)."""
+    from sklearn.linear_model import LogisticRegression
+
+    losses = []
+    for k in range(y.shape[1]):
+        lr = LogisticRegression(max_iter=10_000, tol=1e-12, **kw).fit(x, y[:, k])
+        p = np.clip(lr.predict_proba(x)[:, 1], 1e-15, 1 - 1e-15)
+        losses.append(-np.mean(y[:, k] * np.log(p) + (1 - y[:, k]) * np.log(1 - p)))
+    return float(np.mean(losses))
+
+
+def test_lbfgs_probe_reaches_the_maximum_likelihood_fit_of_sklearn():
+    from aulib.eval.protocols import train_head
+
+    x, y = _noisy_logistic()
+    cfg = ProbeConfig(head="linear", optimizer="lbfgs", epochs=500, lr=1.0, progress=False, device="cpu")
+    head = train_head(x, y, None, cfg)
+    with torch.no_grad():
+        loss = masked_bce(head(x), y).item()
+    assert loss == pytest.approx(_bce_sklearn_fit(x.numpy(), y.numpy(), C=np.inf), abs=1e-6)
+    # the same head with BatchNorm: the same function class (standardise, then a linear map), so the same minimum;
+    # its running statistics are the training set's own, so the eval-mode head computes what was minimised
+    bn = train_head(x, y, None, replace(cfg, head="bn_linear"))
+    torch.testing.assert_close(bn[0].running_mean, x.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(bn[0].running_var, x.var(0), rtol=1e-5, atol=0)
+    with torch.no_grad():
+        loss_bn = masked_bce(bn(x), y).item()
+    assert loss_bn == pytest.approx(loss, abs=1e-4)
+    short = train_head(x, y, None, replace(cfg, head="bn_linear", epochs=2))
+    torch.testing.assert_close(short[0].running_mean, x.mean(0), rtol=0, atol=1e-5)  # exact after a few calls too
+    # a probe stopped early (the minibatch optimiser of old at the cpu profile's epochs) lies measurably above it
+    adam = train_head(x, y, None, ProbeConfig(head="bn_linear", epochs=5, lr=1e-3, progress=False, device="cpu"))
+    with torch.no_grad():
+        assert masked_bce(adam(x), y).item() > loss + 0.01
+
+
+def test_lbfgs_probe_weight_decay_matches_scipy_on_the_penalised_objective():
+    from scipy.optimize import minimize
+
+    from aulib.eval.protocols import train_head
+
+    x, y = _noisy_logistic(seed=1)
+    wd = 0.05
+    head = train_head(x, y, None, ProbeConfig(head="linear", optimizer="lbfgs", epochs=500, lr=1.0,
+                                             weight_decay=wd, progress=False, device="cpu"))
+    X, Y = x.double().numpy(), y.double().numpy()
+    d, k = X.shape[1], Y.shape[1]
+
+    def objective(theta):  # mean BCE over (N, K) + wd / 2 * ||W, b||^2, written out by hand
+        W, b = theta[:d * k].reshape(d, k), theta[d * k:]
+        z = X @ W + b
+        return np.mean(np.logaddexp(0, z) - Y * z) + 0.5 * wd * np.sum(theta ** 2)
+
+    ref = minimize(objective, np.zeros(d * k + k), method="BFGS", options={"gtol": 1e-10})
+    ours = np.concatenate([head.weight.detach().double().numpy().T.ravel(), head.bias.detach().double().numpy()])
+    assert objective(ours) == pytest.approx(ref.fun, abs=1e-7)
+    np.testing.assert_allclose(ours, ref.x, atol=1e-3)
+
+
+def test_probe_rejects_an_unknown_optimizer():
+    from aulib.eval.protocols import train_head
+
+    x, y = _noisy_logistic(n=20)
+    with pytest.raises(ValueError, match="lbfgs"):
+        train_head(x, y, None, ProbeConfig(optimizer="newton", progress=False, device="cpu"))
 
 
 def test_finetune_learns_separable_data():

@@ -188,6 +188,26 @@ def test_self_supervised_methods_pretrain_probe_and_predict(tmp_path, method):
     assert again["epochs_trained"] == card["epochs_trained"]
 
 
+def test_rrl_train_fits_its_probe_as_the_notebook_does(tmp_path, monkeypatch):
+    """`aulib train rrl` reads the probe of the notebook's profile: L-BFGS to convergence with its L2 term."""
+    from aulib import profiles
+    from aulib.eval import protocols
+    from aulib.runs import notebook_defaults
+
+    for prof in ("smoke", "cpu", "gpu"):
+        probe = profiles.get(prof, "rrl")["probe"]
+        run = notebook_defaults("rrl", prof)[1]
+        assert (run["probe_optimizer"], run["probe_weight_decay"], run["probe_epochs"]) == \
+            (probe["optimizer"], probe["weight_decay"], probe["epochs"]), prof
+    seen = []
+    real = protocols.train_head
+    monkeypatch.setattr(protocols, "train_head", lambda f, y, v, cfg: seen.append(cfg) or real(f, y, v, cfg))
+    train("rrl", "synth:bp4d", tmp_path / "r", profile="smoke", overrides=[*TINY, "epochs=1"], progress=False)
+    smoke = profiles.get("smoke", "rrl")["probe"]
+    assert [(c.head, c.optimizer, c.weight_decay, c.epochs) for c in seen] == \
+        [("bn_linear", "lbfgs", smoke["weight_decay"], smoke["epochs"])]
+
+
 def test_emoco_needs_emotion_labels_to_pretrain(tmp_path):
     with pytest.raises(RunError, match="emotion"):
         train("emoco", "synth:bp4d", tmp_path / "r", profile="smoke",
