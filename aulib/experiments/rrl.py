@@ -342,7 +342,8 @@ def encoder_features(encoder: Encoder, ds, rows: np.ndarray | None = None, image
 
 class FrozenProbe:
     """A run_folds function: the frozen f of ``make_encoder(seed)``, features of the whole set extracted once per
-    seed, then RRL's linear evaluation (BatchNorm1d + bias-free Linear, plain BCE per AU) trained on each fold.
+    seed, then RRL's linear evaluation (BatchNorm1d + bias-free Linear, plain BCE per AU) trained on each fold
+    with the profile's probe settings (``P["probe"]``: full-batch L-BFGS to convergence).
     A ``make_encoder`` with ``per_fold = True`` (an encoder pretrained with the fold's M) is called as
     ``make_encoder(seed, train_rows, fold)`` and its features are kept per (seed, fold)."""
 
