@@ -150,10 +150,11 @@ def _train_head_lbfgs(head: nn.Module, params: list, x: torch.Tensor, y: torch.T
                       pw: torch.Tensor | None, cfg: ProbeConfig) -> nn.Module:
     """Full-batch L-BFGS on masked BCE (+ weight_decay / 2 * ||params||^2). A BatchNorm sees the whole set in every
     call, so its running statistics are set to the set's own (momentum None: the cumulative average of identical
-    batches) and the eval-mode head computes what was minimised, up to the unbiased variance's n / (n - 1)."""
-    for m in head.modules():
-        if isinstance(m, nn.BatchNorm1d):
-            m.momentum = None
+    batches; restored afterwards) and the eval-mode head computes what was minimised, up to the unbiased variance's
+    n / (n - 1)."""
+    norms = {m: m.momentum for m in head.modules() if isinstance(m, nn.BatchNorm1d)}
+    for m in norms:
+        m.momentum = None
     opt = torch.optim.LBFGS(params, lr=cfg.lr, max_iter=cfg.epochs, history_size=20, tolerance_grad=1e-9,
                             tolerance_change=1e-12, line_search_fn="strong_wolfe")
 
@@ -167,6 +168,8 @@ def _train_head_lbfgs(head: nn.Module, params: list, x: torch.Tensor, y: torch.T
 
     head.train()
     opt.step(closure)
+    for m, momentum in norms.items():
+        m.momentum = momentum
     return head.eval().cpu()
 
 
