@@ -97,7 +97,7 @@ class RunConfig:
     pretrain_subjects: int = 2000  # faces of a synth: pretraining set (one per subject)
     probe_epochs: int = 100  # probe_optimizer "lbfgs": the cap on its iterations
     probe_lr: float = 1e-3
-    probe_optimizer: str = "adam"  # adam | lbfgs (full batch, to convergence: aulib.eval.protocols.ProbeConfig)
+    probe_optimizer: str = "adam"  # adam | adamw | sgd | lbfgs (full batch, to convergence; see ProbeConfig)
     probe_weight_decay: float = 0.0
     crop_scale: tuple[float, float] = (0.2, 1.0)  # emoco: MoCo v2's random resized crop
     blur: bool = True  # emoco: MoCo v2's Gaussian blur
@@ -130,8 +130,7 @@ def notebook_defaults(method: str, profile: str) -> tuple[dict[str, Any], dict[s
         run = {"image_size": P["method"]["image_size"], "channels": 3, "epochs": P["epochs"],
                "warmup_epochs": P.get("warmup_epochs", 0.0), "pretrain_subjects": P["pretrain_data"]["n_subjects"],
                "probe_epochs": P["probe"]["epochs"], "probe_lr": P["probe"]["lr"],
-               "probe_optimizer": P["probe"].get("optimizer", "adam"),
-               "probe_weight_decay": P["probe"].get("weight_decay", 0.0)}
+               "probe_optimizer": P["probe"]["optimizer"], "probe_weight_decay": P["probe"]["weight_decay"]}
         return m, run
     if method == "emoco":
         P = profiles.get(profile, "emoco")
