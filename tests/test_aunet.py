@@ -424,7 +424,10 @@ def test_landmark_nme_puts_the_fan_beside_the_mean_shape_and_its_decoded_targets
     df = X.landmark_nme(fan, ds, rows, cfg.image_size, sigma=cfg.fan_sigma)
     t = X.nme_table(df)
     assert set(t.index) == {"aligned", "perturbed"}
-    assert set(t.columns) == {"FAN (heatmap argmax)", "mean shape", "targets decoded"}
+    assert set(t.columns) == {"FAN (heatmap argmax)", "mean shape", "targets decoded", "FAN / mean shape",
+                              "at most half"}
+    assert np.allclose(t["FAN / mean shape"], t["FAN (heatmap argmax)"] / t["mean shape"])
+    assert (t["at most half"] == (t["FAN / mean shape"] <= 0.5)).all()
     _, true = X.fan_landmarks(fan, ds, rows, cfg.image_size)
     mean_shape = np.broadcast_to(true.mean(0, keepdims=True), true.shape)
     assert t.loc["aligned", "mean shape"] == pytest.approx(nme(mean_shape, true).mean())
@@ -432,6 +435,33 @@ def test_landmark_nme_puts_the_fan_beside_the_mean_shape_and_its_decoded_targets
     # heatmaps are what its localisation error measures
     assert (t["targets decoded"] < 0.01).all() and (t["targets decoded"] < 0.2 * t["mean shape"]).all()
     assert "targets decoded" not in set(X.landmark_nme(fan, ds, rows[:2], cfg.image_size).predictor)
+
+
+def test_noise_free_landmarks_undo_the_generators_jitter_and_nothing_else():
+    """The stored landmarks are the noise-free ones plus N(0, (noise x IOD)^2) per coordinate, so the noise-free
+    ones score a Rayleigh mean, noise x sqrt(pi / 2), against them; with the jitter off they are the stored ones."""
+    from aulib.experiments import aunet as X
+
+    P = X.protocol("smoke")
+    P["data"].update(n_subjects=4, frames_per_sequence=30, landmark_noise=0.02)
+    ds = X.make_data(P, None, 0)
+    rows = np.arange(len(ds))
+    clean = X.noise_free_landmarks(P, 0, rows)
+    assert clean.shape == ds.landmarks.shape
+    # drawn on the raw frames; NME does not change under the alignment (a similarity transform)
+    assert nme(clean, ds.landmarks[rows]).mean() == pytest.approx(0.02 * np.sqrt(np.pi / 2), rel=0.1)
+    assert not np.allclose(clean, ds.landmarks)
+    P["data"]["landmark_noise"] = 0.0
+    same = X.make_data(P, None, 0)
+    assert np.allclose(X.noise_free_landmarks(P, 0, rows[:5]), same.landmarks[:5], atol=1e-4)
+    cfg = X.make_config(P, same)
+    torch.manual_seed(0)
+    fan = X.build_fan(cfg).eval()
+    t = X.jitter_table(fan, same, rows[:5], cfg.image_size, X.noise_free_landmarks(P, 0, rows[:5]))
+    assert list(t.index) == ["stored (jittered)", "noise-free"]
+    assert np.allclose(t["noise-free landmarks"], 0.0, atol=1e-5)  # no jitter: both truths are one
+    assert t.loc["noise-free", "FAN (heatmap argmax)"] == pytest.approx(t.loc["stored (jittered)",
+                                                                              "FAN (heatmap argmax)"], abs=1e-5)
 
 
 def test_ablation_driver_smoke_returns_results_with_baselines_and_judges():
