@@ -202,7 +202,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             # that day). Adopted once report 00 took 5 min less (its logistic rungs on one BLAS thread; 2026-12-07)
             # 2,400 x 60 epochs: 0.025 / 0.026, its heatmap loss 0.390 -> 0.315 from epoch 30 to 60, in 773 s (on a
             # day ~1.1x slower): still not half the aligned layout's 0.033, and 6 more minutes would take the
-            # notebooks to ~119 of 120; not adopted (measured 2026-12-07, a fourth session)
+            # notebooks to ~119 of 120; not adopted (measured 2026-12-07, a fourth session). The stored landmarks carry
+            # the generator's jitter (0.01 IOD per coordinate; the noise-free ones score 0.0125 against them), and
+            # against the noise-free landmarks FAN reads 0.025, the mean layout 0.031 (fan_nme_jitter.csv, 2026-12-07)
             "fan_data": {"n_subjects": 2400, "sequences_per_subject": 1, "frames_per_sequence": 1, "image_size": 112},
             "align": "aunet",
             # the ResNet18 reference on all 3 folds (was fold 1: Table III's claim had 1 unit; ~2.5 min a fold)
