@@ -167,3 +167,58 @@ def test_flip_crop_draws_per_sample_and_zooms_into_the_asked_area():
     flipped, = BatchFlipCrop(32, crop_scale=(1.0, 1.0), flip=0.5)([ramp])
     share = (flipped[:, 0, 0, 0] > 0.5).float().mean()  # a flipped ramp starts at 1
     assert 0.25 < share < 0.75
+
+
+def test_geometric_without_warp_is_the_face_flip_and_landmarks_follow_a_warp():
+    from aulib.data.batch_augment import BatchGeometric
+
+    x, lm = _faces(b=4, size=32)
+    out = BatchGeometric(rotation=0.0, scale=(1.0, 1.0), shift=0.0, flip=1.0)({"image": x, "landmarks": lm, "y": 7})
+    fx, flm = flip_faces(x, lm, torch.ones(4, dtype=torch.bool))
+    assert torch.allclose(out["image"], fx, atol=1e-5) and torch.allclose(out["landmarks"], flm, atol=1e-4)
+    assert out["y"] == 7  # labels and the rest pass through
+    size = 48
+    x = torch.zeros(6, 1, size, size)
+    lm = torch.full((6, 68, 2), size / 2)
+    lm[:, 30] = torch.tensor([14.0, 31.0])
+    x[:, :, 30:33, 13:16] = 1.0  # a bright dot at landmark 30
+    torch.manual_seed(0)
+    out = BatchGeometric(rotation=30.0, scale=(0.8, 1.2), shift=0.1, flip=0.5)({"image": x, "landmarks": lm})
+    for i in range(6):
+        yy, xx = np.unravel_index(int(out["image"][i, 0].argmax()), (size, size))
+        assert abs(xx - float(out["landmarks"][i, 30, 0])) <= 1.6 and abs(yy - float(out["landmarks"][i, 30, 1])) <= 1.6
+    assert not torch.allclose(out["landmarks"][0, 30], out["landmarks"][1, 30])  # each sample its own draw
+
+
+def test_geometric_warps_a_triplet_alike_and_keeps_its_centre_frame_as_the_image():
+    from aulib.data.batch_augment import BatchGeometric
+
+    frame = _faces(b=5, size=24, seed=1)[0]  # (5, 3, 24, 24)
+    images = torch.stack([frame, frame.flip(-2), frame], 1)  # (B, 3 frames, C, H, W)
+    lm = torch.rand(5, 68, 2) * 23
+    torch.manual_seed(3)
+    out = BatchGeometric(rotation=20.0, scale=(0.8, 1.2), shift=0.1, flip=0.5)(
+        {"images": images, "image": images[:, 1], "landmarks": lm})
+    assert out["images"].shape == images.shape
+    assert torch.equal(out["images"][:, 0], out["images"][:, 2])  # frames t-T and t+T were equal: one warp
+    assert torch.equal(out["image"], out["images"][:, 1])
+    assert not torch.allclose(out["images"][0, 0], out["images"][1, 0])  # a draw per sample
+
+
+def test_aunet_image_path_augments_on_the_batch_and_tests_without_it():
+    from conftest import make_dataset
+
+    from aulib.experiments.aunet import make_loader
+    from aulib.methods.aunet import AUNetConfig
+
+    ds = make_dataset(n_subjects=2, seqs=1, frames=6, size=32)
+    rows = np.arange(len(ds))
+    cfg = AUNetConfig(variant="resnet18", n_aus=3, image_size=32, batch_size=4, channels=1)
+    train = make_loader(ds, rows, cfg, train=True)
+    assert isinstance(train, OnDevice) and train.dataset.transform is None  # no per-frame transform in the loader
+    b = next(iter(train))
+    assert b["image"].shape == (4, 1, 32, 32) and b["landmarks"].shape == (4, 68, 2)
+    plain = make_loader(ds, rows, cfg, train=False)
+    assert not isinstance(plain, OnDevice)
+    unaugmented = make_loader(ds, rows, dataclasses.replace(cfg, augment=False), train=True)
+    assert not isinstance(unaugmented, OnDevice)

@@ -172,3 +172,45 @@ class BatchFlipCrop(nn.Module):
             return {**batch, "image": self.view(batch["image"])}  # (B, C, H, W)
         x, *rest = batch
         return type(batch)([self.view(x), *rest])
+
+
+class BatchGeometric(nn.Module):
+    """A supervised model's geometric augmentation on the batch, the batched counterpart of
+    :func:`aulib.data.transforms.geometric`: per sample, a face flip with probability ``flip`` (left/right
+    landmark indices swapped, :func:`flip_faces`), then a random affine (``rotation`` degrees, zoom ``scale``,
+    ``shift`` a fraction of the side; zero fill, bilinear), Kornia, every sample with its own draw.
+
+    A batch dict with ``image`` (B, C, H, W) in [0, 1] and ``landmarks`` (B, 68, 2) -> the same dict, landmarks
+    following. Temporal triplets ``images`` (B, T, C, H, W) share their sample's flip and warp (one draw per
+    sample, as :class:`aulib.data.dataset.FrameDataset`'s transform gives them) and ``image`` becomes their
+    centre frame again. Labels pass through unchanged."""
+
+    def __init__(self, rotation: float = 15.0, scale: tuple[float, float] = (0.9, 1.1), shift: float = 0.05,
+                 flip: float = 0.5):
+        super().__init__()
+        import kornia.augmentation as K
+
+        self.flip = flip
+        self.affine = K.AugmentationSequential(
+            K.RandomAffine(degrees=rotation, translate=(shift, shift) if shift > 0 else None,
+                           scale=tuple(scale) if tuple(scale) != (1.0, 1.0) else None, p=1.0),
+            data_keys=["input", "keypoints"])
+
+    @torch.no_grad()
+    def forward(self, batch: dict) -> dict:
+        triplet = "images" in batch
+        x = batch["images"] if triplet else batch["image"]  # (B, T, C, H, W) or (B, C, H, W)
+        shape = x.shape
+        x = x.flatten(1, 2) if triplet else x  # the frames of a triplet as channels: one warp for all of them
+        lm = batch["landmarks"].to(x.dtype)  # (B, 68, 2)
+        if self.flip > 0:
+            x, lm = flip_faces(x, lm, torch.rand(x.shape[0], device=x.device) < self.flip)
+        x, lm = self.affine(x, lm)
+        out = dict(batch)
+        out["landmarks"] = lm
+        if triplet:
+            out["images"] = x.view(shape)
+            out["image"] = out["images"][:, shape[1] // 2]
+        else:
+            out["image"] = x
+        return out

@@ -40,6 +40,7 @@ from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
 from aulib import profiles
+from aulib.data.batch_augment import BatchGeometric, OnDevice
 from aulib.data.dataset import FrameDataset, temporal_neighbours
 from aulib.data.folds import split_validation
 from aulib.data.schema import CanonicalDataset, open_dataset
@@ -451,25 +452,26 @@ class FeatureBankDataset(Dataset):
 
 
 def make_loader(ds: CanonicalDataset, rows: np.ndarray, cfg: AUNetConfig, train: bool, bank: dict | None = None,
-                num_workers: int = 0) -> DataLoader:
-    """The loader a variant needs: triplets for TDN variants, frozen-FAN bank items when ``bank`` is given."""
+                num_workers: int = 0, device: str | torch.device = "cpu") -> DataLoader | OnDevice:
+    """The loader a variant needs: triplets for TDN variants, frozen-FAN bank items when ``bank`` is given.
+    On the image path a training loader's geometric augmentation (``cfg.augment``: the official code's rotation
+    15 deg, scale 0.75-1.25, shift 10 px at 256, flip) is made on whole batches on ``device``
+    (:class:`aulib.data.batch_augment.BatchGeometric`, per-sample draws), not per frame in the loader."""
     tdn = VARIANTS[cfg.variant]["tdn"]
     offset = cfg.temporal_offset if tdn else None
     if tdn:
         require_temporal_order(ds, cfg.temporal_offset)  # clear error before building anything
+    augment = None
     if bank is not None and VARIANTS[cfg.variant]["backbone"] == "fan":
         data = FeatureBankDataset(bank, ds, rows, offset, flip_p=0.5 if train else 0.0)
     else:
-        transform = None
         if train and cfg.augment:
-            from aulib.data.transforms import geometric
-
-            transform = geometric(rotation=15, scale=(0.75, 1.25), shift=10 / 256, flip=0.5)
+            augment = BatchGeometric(rotation=15, scale=(0.75, 1.25), shift=10 / 256, flip=0.5)
         channels = 3 if VARIANTS[cfg.variant]["backbone"] == "fan" else cfg.channels
-        data = FrameDataset(ds, rows, transform=transform, temporal_offset=offset, size=cfg.image_size,
-                            channels=channels)
-    return DataLoader(data, batch_size=cfg.batch_size, shuffle=train, num_workers=num_workers,
-                      drop_last=train and len(rows) > cfg.batch_size)
+        data = FrameDataset(ds, rows, temporal_offset=offset, size=cfg.image_size, channels=channels)
+    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=train, num_workers=num_workers,
+                        drop_last=train and len(rows) > cfg.batch_size)
+    return loader if augment is None else OnDevice(loader, augment, resolve_device(device))
 
 
 # ------------------------------------------------------------------------------------------- 3. VAE and heads
@@ -512,7 +514,7 @@ def train_variant(ds: CanonicalDataset, train_rows: np.ndarray, cfg: AUNetConfig
     labels, valid = ds.au_matrix()
     seed_everything(seed)  # the head's initialisation depends only on the seed, not on earlier runs
     method = AUNetMethod(cfg, au_weights(labels[train_rows], valid[train_rows]), fan=fan, vae=vae)
-    loader = make_loader(ds, train_rows, cfg, train=True, bank=bank, num_workers=num_workers)
+    loader = make_loader(ds, train_rows, cfg, train=True, bank=bank, num_workers=num_workers, device=device)
     evaluate = None
     if val_rows is not None and len(val_rows):
         probs = val_probs or (lambda m: 1 / (1 + np.exp(-predict(m, ds, val_rows, bank, device))))
