@@ -419,3 +419,55 @@ def test_claims_are_judged_by_the_one_rule(smoke_results):
     table = cs.paper_vs_aulib(r, "table2_augmentation")
     assert table.loc[table.variant == "group A", "paper accuracy"].item() == 73.8
     assert table.role.iloc[0] == "baseline"
+
+
+# ---------------------------------------------------------------------------------------------- base selection
+def test_select_base_chooses_by_validation_accuracy_on_development_subjects(monkeypatch):
+    from aulib import profiles
+
+    P = profiles.get("smoke", "cnn_study")
+    P["base_selection"] = {**P["base_selection"], "normalisations": ["raw", "samplewise_centering",
+                                                                     "samplewise_normalization"],
+                           "augmentations": ["baseline", "A", "B"]}
+    dev = make_dataset(n_subjects=10, seqs=1, frames=4, size=32)
+    # validation accuracy each setting gets (hand-picked, so the choice is known): stage 1 picks samplewise
+    # centring (0.7), stage 2 under it picks group A (0.8), the paper's augmentation of stage 1 is not retrained
+    score = {("raw", "baseline"): 0.6, ("samplewise_centering", "baseline"): 0.7,
+             ("samplewise_normalization", "baseline"): 0.65, ("samplewise_centering", "A"): 0.8,
+             ("samplewise_centering", "B"): 0.75}
+    calls = []
+
+    def fake_train_cell(ds, train_rows, test_rows, cfg, val_rows=None, device="auto", num_workers=0):
+        assert ds is dev and val_rows is None  # only the development set, scored on its held-out subjects
+        calls.append((cfg.normalisation, cfg.augmentation, cfg.balancing, train_rows, test_rows))
+        k = len(ds.aus)
+        y = np.tile([[1.0] * k, [0.0] * k], (len(test_rows) // 2 + 1, 1))[: len(test_rows)]
+        return {"probs": np.full_like(y, 0.5), "labels": y, "valid": np.ones_like(y, bool),
+                "metrics": {cs.METRIC: np.full(k, score[(cfg.normalisation, cfg.augmentation)])}}
+
+    monkeypatch.setattr(cs, "train_cell", fake_train_cell)
+    base, table = cs.select_base(P, seed=0, device="cpu", dev=dev)
+    assert base == {"normalisation": "samplewise_centering", "augmentation": "A", "balancing": "oversampling"}
+    assert [c[:2] for c in calls] == [("raw", "baseline"), ("samplewise_centering", "baseline"),
+                                      ("samplewise_normalization", "baseline"), ("samplewise_centering", "A"),
+                                      ("samplewise_centering", "B")]
+    assert {c[2] for c in calls} == {"oversampling"}  # balancing stays the paper's
+    fit, val = calls[0][3], calls[0][4]
+    subj = dev.frames.subject.to_numpy()
+    assert not set(subj[fit]) & set(subj[val]) and len(fit) + len(val) == len(dev)  # subject-exclusive, all rows
+    assert len(val) > 0
+    assert list(table.stage.value_counts().sort_index()) == [3, 3]  # stage 2 lists the reused cell too
+    chosen = table[table.chosen]
+    assert list(chosen[cs.METRIC]) == pytest.approx([0.7, 0.8]) and len(chosen) == 2
+
+
+def test_development_data_holds_other_faces_than_the_folds():
+    from aulib import profiles
+
+    P = profiles.get("smoke", "cnn_study")
+    _, ds = cs.make_data(P, seed=0)
+    dev = cs.development_data(P, seed=0)
+    assert len(dev) == P["base_selection"]["n_subjects"] * len(ds) // P["data"]["n_subjects"]
+    folds = {ds.image(i).tobytes() for i in range(len(ds))}
+    assert not any(dev.image(i).tobytes() in folds for i in range(len(dev)))  # no fold frame is reused
+    assert dev.meta.image_size == ds.meta.image_size and dev.aus == ds.aus

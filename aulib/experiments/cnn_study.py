@@ -18,6 +18,10 @@ experiment             variants (role)                                          
 ``fig2_subjects``      a fixed frame budget over a fraction of the subjects      ``base``
 =====================  ======================================================  =================================
 
+``base`` is the profile's, or, where the profile has a ``base_selection`` (the ``cpu`` profile), the
+normalisation and augmentation :func:`select_base` chooses by validation accuracy on synthetic subjects drawn
+apart from the folds (other identities), so no setting is picked on a test fold.
+
 Identical settings on the same rows are trained once (:class:`Study` caches them: the base configuration
 is the ``oversampling``, ``frames 100%`` and ``Baseline`` cell at once). The study's own metric, accuracy on
 balanced test batches (the mean of the true-positive and true-negative rates per AU), is the extra column
@@ -25,7 +29,8 @@ balanced test batches (the mean of the true-positive and true-negative rates per
 since the paper's numbers are accuracies.
 
     raw, ds = make_data(profile, seed)                      # aligned 4-point grey faces (Sec. II-B)
-    study = Study(ds, profile, seed=seed)
+    base, chosen = select_base(profile, seed)               # on separately drawn subjects, never a fold
+    study = Study(ds, profile, seed=seed, base=base)
     norm = study.run_table2("normalisation")                # tidy results with baseline rows
     judge_claims(study.results())                           # the one claims rule
 """
@@ -261,6 +266,58 @@ def make_data(profile: dict, seed: int = 0, data_root: str | None = None
     return raw, align_dataset(raw, "cnn_study", profile["image_size"])
 
 
+def development_data(profile: dict, seed: int = 0) -> CanonicalDataset:
+    """The aligned faces the base settings are chosen on: ``profile["base_selection"]["n_subjects"]`` synthetic
+    subjects of the profile's preset drawn with another generator seed (``seed + base_selection["seed_offset"]``),
+    so other identities than the folds', which this set never touches."""
+    sel = profile["base_selection"]
+    data = {**profile["data"], "n_subjects": sel["n_subjects"]}
+    return make_data({**profile, "data": data}, seed + sel["seed_offset"])[1]
+
+
+def select_base(profile: dict, seed: int = 0, device: str = "auto", dev: CanonicalDataset | None = None
+                ) -> tuple[dict, pd.DataFrame]:
+    """(base settings, selection table): the normalisation and the augmentation the experiments run under, chosen
+    on :func:`development_data` (``dev``), as the paper chooses by validation accuracy (Sec. II-C), never on a
+    fold. The development subjects are split subject-exclusively (``base_selection["val_fraction"]`` held out);
+    stage 1 trains the Baseline CNN with every normalisation of Sec. IV-A under the paper's augmentation and
+    balancing (``paper_base``), stage 2 every augmentation of ``base_selection["augmentations"]`` under the
+    normalisation stage 1 chose; each with the profile's steps, scored on the held-out subjects. The highest mean
+    balanced-batch accuracy (the study's metric) is chosen in each stage; balancing stays the paper's."""
+    from aulib.eval.metrics import auc_per_au, mean_f1
+
+    sel = profile["base_selection"]
+    dev = development_data(profile, seed) if dev is None else dev
+    fit_rows, val_rows = split_validation(dev, np.arange(len(dev)), sel["val_fraction"], seed=seed)
+    base = {"normalisation": "raw", **profile["paper_base"]}
+    rows: list[dict] = []
+    trainer = Study(dev, {**profile, "base": base}, seed=seed, device=device, progress=False)
+    trained: dict[tuple, dict] = {}  # stage 2's paper augmentation under stage 1's choice is trained once
+
+    def stage(name: str, key: str, values: Sequence[str]) -> str:
+        for value in values:
+            settings = {**base, key: value}
+            cell = tuple(sorted(settings.items()))
+            if cell not in trained:
+                trained[cell] = train_cell(dev, fit_rows, val_rows, trainer.config(seed, **settings),
+                                           device=device, num_workers=profile["num_workers"])
+            out = trained[cell]
+            rows.append({"stage": name, **settings, METRIC: float(np.nanmean(out["metrics"][METRIC])),
+                         "f1": mean_f1(out["labels"], out["probs"], out["valid"]),
+                         "auc": float(np.nanmean(auc_per_au(out["labels"], out["probs"], out["valid"])))})
+        scores = [r[METRIC] for r in rows if r["stage"] == name]
+        return values[int(np.argmax(scores))]
+
+    normalisations = list(sel.get("normalisations", NORMALISATIONS))
+    base["normalisation"] = stage("1: normalisation", "normalisation", normalisations)
+    base["augmentation"] = stage("2: augmentation", "augmentation", list(sel["augmentations"]))
+    table = pd.DataFrame(rows)
+    table["chosen"] = [(r["stage"].startswith("1") and r["normalisation"] == base["normalisation"]) or
+                       (r["stage"].startswith("2") and r["augmentation"] == base["augmentation"]) for r in rows]
+    table.insert(1, "development frames (fit / validation)", f"{len(fit_rows)} / {len(val_rows)}")
+    return base, table
+
+
 def _by_subject(ds: CanonicalDataset, rows: np.ndarray) -> dict[str, np.ndarray]:
     subj = ds.frames.subject.to_numpy()[rows]
     return {s: rows[subj == s] for s in sorted(set(subj))}
@@ -398,11 +455,11 @@ class Study:
     the same rows (fold, seed, subset) is not trained again."""
 
     def __init__(self, ds: CanonicalDataset, profile: dict, seed: int = 0, device: str = "auto",
-                 weights: dict[str, str] | None = None, progress: bool = True):
+                 weights: dict[str, str] | None = None, progress: bool = True, base: dict | None = None):
         self.ds, self.P, self.device, self.progress = ds, profile, device, progress
         self.weights = dict(weights or {})
         self.seeds = [seed + i for i in range(profile["n_seeds"])]
-        self.base = dict(profile["base"])
+        self.base = dict(profile["base"] if base is None else base)  # e.g. what :func:`select_base` chose
         self._cache: dict[tuple, dict] = {}
         self._tables: list[pd.DataFrame] = []
         self._history: list[pd.DataFrame] = []
