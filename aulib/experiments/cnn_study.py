@@ -67,6 +67,7 @@ from aulib.methods.cnn_study import (
     augmentation,
 )
 from aulib.models import create_backbone
+from aulib.progress import tqdm
 from aulib.train import TrainConfig, fit, resolve_device, seed_everything
 from aulib.train.samplers import make_batch_sampler
 
@@ -275,8 +276,8 @@ def development_data(profile: dict, seed: int = 0) -> CanonicalDataset:
     return make_data({**profile, "data": data}, seed + sel["seed_offset"])[1]
 
 
-def select_base(profile: dict, seed: int = 0, device: str = "auto", dev: CanonicalDataset | None = None
-                ) -> tuple[dict, pd.DataFrame]:
+def select_base(profile: dict, seed: int = 0, device: str = "auto", dev: CanonicalDataset | None = None,
+                progress: bool = True) -> tuple[dict, pd.DataFrame]:
     """(base settings, selection table): the normalisation and the augmentation the experiments run under, chosen
     on :func:`development_data` (``dev``), as the paper chooses by validation accuracy (Sec. II-C), never on a
     fold. The development subjects are split subject-exclusively (``base_selection["val_fraction"]`` held out);
@@ -293,6 +294,8 @@ def select_base(profile: dict, seed: int = 0, device: str = "auto", dev: Canonic
     rows: list[dict] = []
     trainer = Study(dev, {**profile, "base": base}, seed=seed, device=device, progress=False)
     trained: dict[tuple, dict] = {}  # stage 2's paper augmentation under stage 1's choice is trained once
+    normalisations = list(sel.get("normalisations", NORMALISATIONS))
+    bar = tqdm(total=len(normalisations) + len(sel["augmentations"]), desc="base selection", disable=not progress)
 
     def stage(name: str, key: str, values: Sequence[str]) -> str:
         for value in values:
@@ -302,15 +305,16 @@ def select_base(profile: dict, seed: int = 0, device: str = "auto", dev: Canonic
                 trained[cell] = train_cell(dev, fit_rows, val_rows, trainer.config(seed, **settings),
                                            device=device, num_workers=profile["num_workers"])
             out = trained[cell]
+            bar.update()
             rows.append({"stage": name, **settings, METRIC: float(np.nanmean(out["metrics"][METRIC])),
                          "f1": mean_f1(out["labels"], out["probs"], out["valid"]),
                          "auc": float(np.nanmean(auc_per_au(out["labels"], out["probs"], out["valid"])))})
         scores = [r[METRIC] for r in rows if r["stage"] == name]
         return values[int(np.argmax(scores))]
 
-    normalisations = list(sel.get("normalisations", NORMALISATIONS))
     base["normalisation"] = stage("1: normalisation", "normalisation", normalisations)
     base["augmentation"] = stage("2: augmentation", "augmentation", list(sel["augmentations"]))
+    bar.close()
     table = pd.DataFrame(rows)
     table["chosen"] = [(r["stage"].startswith("1") and r["normalisation"] == base["normalisation"]) or
                        (r["stage"].startswith("2") and r["augmentation"] == base["augmentation"]) for r in rows]
